@@ -1,0 +1,216 @@
+"""Config flows one way: YAML file -> CLI overrides -> one frozen dataclass.
+
+Nested dataclasses become dotted flags (`--optimizer.lr 0.05`, `--early-stopping.patience 3`),
+so every key a YAML file can hold is also a flag, and vice versa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from cnnlab.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _flag_name(dotted: str) -> str:
+    return "--" + dotted.replace("_", "-")
+
+
+def parse_mapping(text: str) -> dict[str, Any]:
+    """`rotate=15,flip,crop=4` -> {"rotate": 15, "flip": True, "crop": 4} (a value YAML can read)."""
+    result: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        result[key.strip()] = yaml.safe_load(value) if sep else True
+    return result
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"config field {key!r} must not be empty")
+    origin = typing.get_origin(tp)
+    try:
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config field {key!r} must be a mapping, got {value!r}")
+            return build_dataclass(tp, value, prefix=key + ".")
+        if tp is bool:
+            if isinstance(value, str):
+                lowered = value.lower()
+                if lowered in ("true", "yes", "1", "on"):
+                    return True
+                if lowered in ("false", "no", "0", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            return str(value)
+        if origin in (tuple, list):
+            if isinstance(value, str):
+                value = [yaml.safe_load(v) for v in value.split(",") if v.strip()]
+            (item_tp, *_rest) = typing.get_args(tp) or (Any,)
+            items = [v if item_tp is Any else _convert(v, item_tp, key) for v in value]
+            return tuple(items) if origin is tuple else items
+        if origin is dict or tp is dict:
+            if isinstance(value, str):
+                value = parse_mapping(value)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"config field {key!r}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from error
+    return value
+
+
+def build_dataclass(cls: type[T], values: dict[str, Any], prefix: str = "") -> T:
+    """Build `cls` from a nested dict; unknown keys are errors that suggest the closest field."""
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for raw_key, value in values.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {prefix}{close[0]!r}?" if close else f"; known: {', '.join(sorted(names))}"
+            raise ConfigError(f"unknown config field {prefix}{raw_key!r}{hint}")
+        kwargs[key] = _convert(value, hints[key], prefix + key)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = tree.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config field {part!r} is not a section, cannot set {dotted!r}")
+        tree = node
+    tree[last] = value
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add one flag per (nested) field; flags default to 'not given' so YAML values survive."""
+    hints = _field_types(cls)
+    for field in dataclasses.fields(cls):
+        dotted = prefix + field.name
+        tp, _ = _unwrap_optional(hints[field.name])
+        if dataclasses.is_dataclass(tp):
+            add_dataclass_arguments(parser, tp, dotted + ".")
+            continue
+        help_text = field.metadata.get("help", "")
+        flags = [_flag_name(dotted)]
+        if "_" in dotted:
+            flags.append("--" + dotted)
+        if tp is bool:
+            parser.add_argument(
+                *flags, dest=dotted, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            parser.add_argument(*flags, dest=dotted, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
+
+
+def overrides_from_args(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The dotted fields of `cls` that were given on the command line, as a nested dict."""
+    tree: dict[str, Any] = {}
+    for dotted in _dotted_fields(cls):
+        if dotted in vars(args):
+            _set_dotted(tree, dotted, getattr(args, dotted))
+    return tree
+
+
+def _dotted_fields(cls: type, prefix: str = "") -> list[str]:
+    names = []
+    hints = _field_types(cls)
+    for field in dataclasses.fields(cls):
+        tp, _ = _unwrap_optional(hints[field.name])
+        if dataclasses.is_dataclass(tp):
+            names += _dotted_fields(tp, prefix + field.name + ".")
+        else:
+            names.append(prefix + field.name)
+    return names
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        key = key.replace("-", "_")
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config fields at the top level")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
+    """YAML file (optional) then overrides (nested dict) -> a `cls` instance."""
+    values = read_yaml(path) if path else {}
+    values = deep_merge(_normalise_keys(values), _normalise_keys(overrides or {}))
+    if path:
+        try:
+            return build_dataclass(cls, values)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from error
+    return build_dataclass(cls, values)
+
+
+def _normalise_keys(tree: dict[str, Any]) -> dict[str, Any]:
+    return {
+        str(k).replace("-", "_"): (_normalise_keys(v) if isinstance(v, dict) and not _is_free_mapping(k) else v)
+        for k, v in tree.items()
+    }
+
+
+def _is_free_mapping(key: str) -> bool:
+    # Mappings whose keys are user data (augmentation names, model options), not config fields.
+    return key in ("augment", "model_options", "options")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

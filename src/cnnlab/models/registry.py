@@ -1,0 +1,64 @@
+"""One registry for every model: `create("vgg16", num_classes=10)` builds any zoo model by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from cnnlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    paper: str
+    default_input: tuple[int, int, int]
+    default_classes: int
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    paper: str, default_input: tuple[int, int, int] = (3, 224, 224), default_classes: int = 1000
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under its function name; a duplicate name is an error."""
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelEntry(name, builder, paper, tuple(default_input), default_classes)
+        return builder
+
+    return decorator
+
+
+def _ensure_loaded() -> None:
+    # Importing the package runs every family's @register_model.
+    import cnnlab.models  # noqa: F401
+
+
+def list_models() -> list[str]:
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown model {name!r}; known models: {known}")
+    return _REGISTRY[name]
+
+
+def create(name: str, **options) -> nn.Module:
+    """Build a zoo model by name. Every model takes `num_classes` and `in_channels`."""
+    entry = get_entry(name)
+    try:
+        return entry.builder(**options)
+    except TypeError as error:
+        raise ConfigError(f"model {name!r}: {error}") from error
