@@ -88,6 +88,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             if not isinstance(value, dict):
                 raise ValueError(value)
             return dict(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as error:
         raise ConfigError(f"config field {key!r}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from error
     return value
@@ -102,8 +104,8 @@ def build_dataclass(cls: type[T], values: dict[str, Any], prefix: str = "") -> T
         key = str(raw_key).replace("-", "_")
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {prefix}{close[0]!r}?" if close else f"; known: {', '.join(sorted(names))}"
-            raise ConfigError(f"unknown config field {prefix}{raw_key!r}{hint}")
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known: {', '.join(sorted(names))}"
+            raise ConfigError(f"unknown config field '{prefix}{raw_key}'{hint}")
         kwargs[key] = _convert(value, hints[key], prefix + key)
     return cls(**kwargs)
 

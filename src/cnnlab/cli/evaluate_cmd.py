@@ -1,0 +1,34 @@
+"""`cnnlab evaluate RUN [--data PATH] [--split test]`: metrics, per-class table, confusion matrix PNG."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cnnlab.evaluate.runs import evaluate_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run folder written by `cnnlab train`")
+    parser.add_argument("--data", help="evaluate on this data instead of the run's own")
+    parser.add_argument("--data-format", help="force the data format (idx, cifar, npz, folder, csv)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    report, paths = evaluate_run(args.run, args.data, args.split, args.batch_size, args.data_format)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    width = max(len(c) for c in report.classes + ["class"])
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for i, name in enumerate(report.classes):
+        p, r, f = (report.per_class[k][i] for k in ("precision", "recall", "f1"))
+        print(f"{name:<{width}}  {p:9.4f}  {r:6.4f}  {f:6.4f}  {report.per_class['support'][i]:7d}")
+    print(f"written: {', '.join(str(p) for p in paths)}")
+    top5 = f"  top-5 accuracy: {report.top5_accuracy:.4f}" if report.top5_accuracy is not None else ""
+    print(f"{args.split} loss: {report.loss:.4f}  macro F1: {report.macro_f1:.4f}{top5}")
+    print(f"{args.split} accuracy: {report.accuracy:.4f}")
+    return 0

@@ -1,0 +1,27 @@
+"""The callback interface: the loop owns the order, callbacks own the side effects (as in Lightning)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cnnlab.train.loop import Trainer
+
+
+class Callback:
+    """Override what you need. `state_dict` is saved in checkpoints so a resume continues exactly."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_batch_end(self, trainer: Trainer, step: int, batch_size: int) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...

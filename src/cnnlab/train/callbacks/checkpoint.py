@@ -1,0 +1,31 @@
+"""`last.pt` every epoch (atomically) and `best.pt` whenever the monitored metric improves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cnnlab.train.callbacks.base import Callback
+from cnnlab.train.callbacks.early_stopping import MetricTracker
+from cnnlab.train.checkpoint import atomic_save
+
+
+class ModelCheckpoint(Callback):
+    def __init__(self, run_dir: str | Path, monitor: str = "val_accuracy", mode: str = "auto") -> None:
+        self.run_dir = Path(run_dir)
+        self.tracker = MetricTracker(monitor, mode)
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
+        if self.tracker.update(epoch, metrics):
+            atomic_save(
+                {"model": trainer.unwrapped_model.state_dict(), "epoch": epoch, "metrics": metrics},
+                self.run_dir / "best.pt",
+            )
+        # Runs after every other callback's on_epoch_end, so their state is already this epoch's.
+        atomic_save(trainer.full_state(epoch), self.run_dir / "last.pt")
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.tracker.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.load_state_dict(state)

@@ -1,0 +1,58 @@
+"""Matplotlib figures written as PNG (headless: the Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_confusion_matrix(matrix: list[list[int]], classes: list[str], path: str | Path,
+                          normalize: bool = True) -> Path:
+    """Row-normalised confusion matrix (recall on the diagonal) with raw counts in the cells."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1) if normalize else counts
+    size = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(classes) <= 20:
+        for (row, col), value in np.ndenumerate(counts):
+            ax.text(col, row, str(value), ha="center", va="center", fontsize=7,
+                    color="white" if rates[row, col] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class" if normalize else "count")
+    ax.set_title("confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_learning_curves(history: list[dict[str, float]], path: str | Path) -> Path:
+    """Loss, accuracy and learning rate per epoch, train against validation."""
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric in zip(axes[:2], ("loss", "accuracy")):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            key = f"{split}_{metric}"
+            if any(key in row for row in history):
+                ax.plot(epochs, [row.get(key, np.nan) for row in history], style, ms=3, label=split)
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[2].plot(epochs, [row.get("lr", np.nan) for row in history], "-o", ms=3, color="tab:green")
+    axes[2].set_title("learning rate (epoch start)")
+    axes[2].set_xlabel("epoch")
+    axes[2].grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
