@@ -16,8 +16,9 @@ for every leaf module in execution order:
   jump *= stride); ops that keep the spatial layout pass it through; ops that combine tensors (a residual
   add, a concat) take the largest RF among their inputs, so a ResNet block's output follows its conv path
   and not the 1x1 downsample shortcut; global pooling, flatten and linear layers see the whole input, so
-  their RF is reported as the input size and marked global. Transposed convolutions divide the jump
-  (an approximation).
+  their RF is reported as the input size and marked global. A transposed convolution divides the jump
+  by its stride and grows the RF by the ceil(k_eff / stride) inputs each output reads; resizing and padding
+  pass the RF through unchanged (approximations).
 * **Activation memory**: bytes of the layer's output at float32 for the whole batch.
 """
 
@@ -99,6 +100,8 @@ class Summary:
         for row in self.rows:
             data = asdict(row)
             data["params"] = row.params
+            for key in ("output_shape", "receptive_field"):
+                data[key] = None if data[key] is None else list(data[key])
             data["jump"] = None if row.jump is None else [_plain_number(j) for j in row.jump]
             rows.append(data)
         return {
@@ -238,7 +241,7 @@ def _per_dim(value, rank: int, default: int) -> tuple[int, ...]:
 
 
 def _grow(base: _Field, kernel, stride, dilation, transposed: bool = False) -> _Field:
-    """rf_out = rf_in + (k_eff - 1) * jump_in, jump_out = jump_in * stride (divided when transposed)."""
+    """rf_out = rf_in + (k_eff - 1) * jump_in, jump_out = jump_in * stride (per spatial dim)."""
     rank = len(base.size)
     ndim = max(
         (len(v) for v in (kernel, stride, dilation) if isinstance(v, (list, tuple)) and len(v) > 1), default=rank
@@ -250,9 +253,10 @@ def _grow(base: _Field, kernel, stride, dilation, transposed: bool = False) -> _
     sizes, jumps = [], []
     for size, jump, k, s, d in zip(base.size, base.jump, kernel, stride, dilation):
         k_eff = d * (k - 1) + 1
-        new_jump = jump / s if transposed else jump * s
-        sizes.append(size + (k_eff - 1) * (new_jump if transposed else jump))
-        jumps.append(new_jump)
+        # A transposed conv's output reads ceil(k_eff / s) neighbouring inputs, and its outputs are s times denser.
+        reach = math.ceil(k_eff / s) if transposed else k_eff
+        sizes.append(size + (reach - 1) * jump)
+        jumps.append(jump / s if transposed else jump * s)
     return _Field(tuple(sizes), tuple(jumps))
 
 
@@ -314,7 +318,7 @@ class _Recorder:
         macs = (self.counter.get_total_flops() - self._starts.pop()) // 2
         row = _new_row(self.names[module], module)
         row.macs = macs
-        self._add_params(row, module)
+        self.add_params(row, module)
         tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
         if tensors:
             row.output_shape = tuple(tensors[0].shape)
@@ -325,7 +329,7 @@ class _Recorder:
                 row.jump, row.rf_global = rf.jump, rf.is_global
         self.rows.append(row)
 
-    def _add_params(self, row: LayerRow, module: nn.Module) -> None:
+    def add_params(self, row: LayerRow, module: nn.Module) -> None:
         for param in module.parameters(recurse=False):
             if id(param) in self.seen_params:
                 continue  # shared: already counted where it was first used
@@ -382,7 +386,9 @@ def _run_forward(model: nn.Module, recorder: _Recorder, sample: torch.Tensor) ->
     model.eval()  # batch norm cannot run a batch of one in training mode; dropout is identity
     try:
         with torch.no_grad(), recorder.counter, recorder.tracker:
-            recorder.tracker.set(sample, _Field((1.0,) * recorder.tracker.rank, (1.0,) * recorder.tracker.rank))
+            rank = recorder.tracker.rank
+            if rank:  # a flat input (features, not pixels) has no receptive field
+                recorder.tracker.set(sample, _Field((1.0,) * rank, (1.0,) * rank))
             model(sample)
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
         shape = "x".join(map(str, sample.shape[1:]))
@@ -399,7 +405,7 @@ def _leftover_rows(model: nn.Module, recorder: _Recorder, names: dict[nn.Module,
     rows = []
     for module in model.modules():
         row = _new_row(names[module], module)
-        recorder._add_params(row, module)
+        recorder.add_params(row, module)
         if row.params:
             row.called = False
             rows.append(row)

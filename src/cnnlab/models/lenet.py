@@ -33,7 +33,9 @@ C3_TABLE: tuple[str, ...] = (
     "   XXX  XXXX XXX",
 )
 
-INPUT_SIZE = 32  # MNIST's 28x28 digits were centred in a 32x32 field so strokes can reach C5's receptive centres.
+# MNIST's 28x28 digits are centred in a 32x32 field so that stroke end-points and corners can appear at the centre of
+# the receptive fields of the top feature detectors (section II.B).
+INPUT_SIZE = 32
 F6_UNITS = 84  # a 7x12 bitmap per class in the paper's RBF layer
 RBF_CODE_SEED = 1998
 
@@ -53,8 +55,8 @@ def _uniform_fan_in(tensor: torch.Tensor, fan_in: int | torch.Tensor) -> None:
 class Subsampling(nn.Module):
     """S2/S4: the sum over each non-overlapping 2x2 window, times one trainable coefficient per map, plus a bias.
 
-    Two parameters per map; the coefficient lets each map choose between a near-linear (small) and a near-boolean
-    (large) subsampling once the squashing function follows.
+    Two parameters per map, so each map learns its own mode once the squashing function follows: with a small
+    coefficient it merely blurs (quasi-linear); with a large one it acts as a noisy OR or noisy AND, by its bias.
     """
 
     def __init__(self, channels: int) -> None:
@@ -67,6 +69,9 @@ class Subsampling(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         window_sum = F.avg_pool2d(x, kernel_size=2, stride=2) * 4
         return window_sum * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{len(self.weight)}"
 
 
 class PartialConv2d(nn.Module):
@@ -191,7 +196,7 @@ class LeNet5(ZooModel):
 
     def reset_classifier(self, num_classes: int) -> None:
         """A new RBF layer with `num_classes` fixed centres (there are no weights to re-learn in it)."""
-        self.rbf = EuclideanRBF(F6_UNITS, num_classes).to(self.f6.weight.device)
+        self.rbf = EuclideanRBF(F6_UNITS, num_classes).to(self.f6.weight)  # same device and dtype
 
 
 class LeNet5Modern(ZooModel):

@@ -67,10 +67,12 @@ def load_torchvision_weights(model: nn.Module, state_dict: StateDict | str | os.
             parts.append(f"missing keys: {_listing(missing)}")
         if unexpected:
             parts.append(f"unexpected keys: {_listing(unexpected)}")
-        raise ConfigError(
-            f"checkpoint does not match {name}: {'; '.join(parts)}. "
-            "Is it a torchvision checkpoint of the same architecture (e.g. resnet50 for resnet50)?"
-        )
+        hint = "Is it a torchvision checkpoint of the same architecture (e.g. resnet50 for resnet50)?"
+        if any(key.endswith("running_mean") for key in unexpected):
+            hint = "The checkpoint has BatchNorm layers the model lacks: use the _bn variant (e.g. vgg16_bn)."
+        elif any(key.endswith("running_mean") for key in missing):
+            hint = "The model has BatchNorm layers the checkpoint lacks: use the variant without _bn (e.g. vgg16)."
+        raise ConfigError(f"checkpoint does not match {name}: {'; '.join(parts)}. {hint}")
 
     mismatched = [key for key in expected if tuple(state[key].shape) != tuple(expected[key].shape)]
     if mismatched:

@@ -50,6 +50,7 @@ class TrainConfig:
     data_format: str | None = field(default=None, metadata={"help": "idx | cifar | npz | folder | csv"})
     test_data: str | None = None
     val_split: float = 0.1
+    train_samples: int | None = field(default=None, metadata={"help": "train on a stratified subset of N images"})
     resize: tuple[int, ...] | None = None
     channels: int | None = None
     augment: dict[str, Any] = field(default_factory=dict, metadata={"help": "e.g. rotate=15,flip,crop=4"})

@@ -46,8 +46,27 @@ def load_data(config: TrainConfig):
     resize = config.resize
     if resize is not None and len(resize) == 1:
         resize = (resize[0], resize[0])
-    return load_dataset(config.data, format=config.data_format, test_path=config.test_data,
-                        val_split=config.val_split, seed=config.seed, resize=resize, channels=config.channels)
+    val_split = 0.0 if config.train_samples else config.val_split
+    splits = load_dataset(config.data, format=config.data_format, test_path=config.test_data,
+                          val_split=val_split, seed=config.seed, resize=resize, channels=config.channels)
+    return limit_training_samples(splits, config) if config.train_samples else splits
+
+
+def limit_training_samples(splits, config: TrainConfig):
+    """Keep a stratified `train_samples` of the training data, then carve validation from those."""
+    from cnnlab.data.splits import split_off_val, stratified_split
+
+    total = len(splits.train)
+    if config.train_samples < 1:
+        raise ConfigError(f"train_samples must be positive, got {config.train_samples}")
+    train = splits.train
+    if config.train_samples < total:
+        _, kept = stratified_split(train.labels, config.train_samples / total, config.seed)
+        train = train.subset(kept)
+    val = splits.val
+    if val is None and config.val_split > 0:
+        train, val = split_off_val(train, config.val_split, config.seed)
+    return replace(splits, train=train, val=val)
 
 
 def _run_meta(config: TrainConfig, splits, spec: dict[str, Any], normalizer, params: int, device) -> dict[str, Any]:
@@ -70,8 +89,12 @@ def _run_meta(config: TrainConfig, splits, spec: dict[str, Any], normalizer, par
     }
 
 
-def fit(config: TrainConfig, resume: str | Path | None = None, overwrite: bool = False) -> FitResult:
-    """Train as the config says; with `resume`, continue the run in that folder exactly where it stopped."""
+def fit(config: TrainConfig, resume: str | Path | None = None, overwrite: bool = False,
+        callbacks: list[cb.Callback] | None = None) -> FitResult:
+    """Train as the config says; with `resume`, continue the run in that folder exactly where it stopped.
+
+    `callbacks` run after the built-in ones (so a checkpoint of the epoch exists when they are called).
+    """
     from cnnlab.data import Normalizer, build_augmenter, make_batches
     from cnnlab.data.augment import AugmentSpec
 
@@ -111,7 +134,8 @@ def fit(config: TrainConfig, resume: str | Path | None = None, overwrite: bool =
         return {f"val_{k}": v for k, v in loss_and_accuracy(logits, labels).items()}
 
     es = config.early_stopping
-    callbacks: list[cb.Callback] = [cb.MetricsLogger(run_dir)]
+    user_callbacks = list(callbacks or [])
+    callbacks = [cb.MetricsLogger(run_dir)]
     if config.tensorboard:
         callbacks.append(cb.TensorBoardLogger(run_dir))
     if config.progress:
@@ -119,7 +143,8 @@ def fit(config: TrainConfig, resume: str | Path | None = None, overwrite: bool =
     monitor = es.monitor if val_set is not None else es.monitor.replace("val_", "train_")
     callbacks.append(cb.EarlyStopping(monitor, es.patience, es.mode, es.min_delta))
     best_monitor = config.monitor if val_set is not None else config.monitor.replace("val_", "train_")
-    callbacks.append(cb.ModelCheckpoint(run_dir, best_monitor))  # last: saves the others' state too
+    callbacks.append(cb.ModelCheckpoint(run_dir, best_monitor))  # after the others: saves their state too
+    callbacks += user_callbacks
 
     trainer = Trainer(
         train_model, optimizer, train_batches, steps_per_epoch, prepare, validate, settings, config.epochs,

@@ -1,0 +1,25 @@
+"""`cnnlab explain RUN IMG [--class NAME] [--layer NAME] [--out DIR]`: Grad-CAM and feature-map PNGs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run folder written by `cnnlab train`")
+    parser.add_argument("image", help="image file (converted to the run's channels and size)")
+    parser.add_argument("--class", dest="class_name", metavar="NAME", help="class to explain (default: predicted)")
+    parser.add_argument("--layer", help="Grad-CAM target module, e.g. features.3 (default: last spatial conv)")
+    parser.add_argument("--out", help="output folder (default: RUN/explain)")
+    parser.add_argument("--channels", type=int, default=16, help="feature maps shown per stage")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.viz.explain import explain_image
+
+    result = explain_image(args.run, args.image, args.class_name, args.out, args.layer, args.channels)
+    print(f"prediction: {result.predicted} ({result.probability:.1%})")
+    print(f"grad-cam: {result.gradcam_path}  (class {result.explained_class}, layer {result.layer})")
+    for label, path in zip(result.feature_labels, result.feature_paths):
+        print(f"features: {path}  ({label})")
+    return 0

@@ -1,0 +1,148 @@
+"""`load_dataset`: one call from a path to train/val/test splits, whatever the on-disk format.
+
+Format detection looks at the path: `.npz` file -> npz, `.csv` file -> csv, a folder with
+`*-images-idx3-ubyte[.gz]` -> idx, with `data_batch_1` or CIFAR-100 `train`+`meta` -> cifar,
+with sub-folders -> folder (class folders, optionally inside train/ val/ test/).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from cnnlab.data.decode import check_channels, parse_size
+from cnnlab.data.files import files_to_splits, folder_classes, list_folder, read_manifest
+from cnnlab.data.imageset import DataSplits, ImageSet
+from cnnlab.data.readers import find_idx_file, is_cifar_folder, read_cifar_folder, read_idx_folder, read_npz
+from cnnlab.data.splits import split_off_val
+from cnnlab.errors import ConfigError, DataError
+
+FORMATS = ("idx", "cifar", "npz", "folder", "csv")
+Size = tuple[int, int] | None
+Read = tuple[dict[str, ImageSet], list[str]]
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format name for `path`, or a DataError saying what was looked for."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: data path does not exist")
+    if path.is_file():
+        suffix = path.name.lower()
+        if suffix.endswith(".npz"):
+            return "npz"
+        if suffix.endswith(".csv"):
+            return "csv"
+        if "idx" in suffix and "ubyte" in suffix:
+            return "idx"
+        if suffix.endswith((".tar", ".tar.gz", ".tgz", ".zip")):
+            raise DataError(f"{path}: an archive; extract it and pass the extracted folder")
+        raise DataError(f"{path}: unknown data file; expected a .npz archive, a .csv manifest, or a folder")
+    if find_idx_file(path, ("train", "t10k", "test"), "images"):
+        return "idx"
+    if is_cifar_folder(path):
+        return "cifar"
+    if any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir()):
+        return "folder"
+    raise DataError(
+        f"{path}: cannot tell the data format; expected MNIST-style idx files (train-images-idx3-ubyte.gz), "
+        "CIFAR python batches (data_batch_1), class sub-folders of images, a .npz or a .csv; or pass format="
+    )
+
+
+def _read(
+    path: Path, fmt: str, channels: int | None, size: Size, max_bytes: int, classes: Sequence[str] | None
+) -> Read:
+    """(splits, classes) from one path in the named format."""
+    readers: dict[str, Callable[[], Read]] = {
+        "idx": lambda: read_idx_folder(path.parent if path.is_file() else path, channels, size),
+        "cifar": lambda: read_cifar_folder(path, channels, size),
+        "npz": lambda: read_npz(path, channels, size),
+        "folder": lambda: _read_folder(path, channels, size, max_bytes),
+        "csv": lambda: _read_csv(path, channels, size, max_bytes, classes),
+    }
+    if fmt not in readers:
+        raise DataError(f"{path}: unknown data format {fmt!r}; known formats: {', '.join(FORMATS)}")
+    if not path.exists():
+        raise DataError(f"{path}: data path does not exist")
+    return readers[fmt]()
+
+
+def _read_folder(path: Path, channels: int | None, size: Size, max_bytes: int) -> Read:
+    if not path.is_dir():
+        raise DataError(f"{path}: expected a folder of class sub-folders, found a file")
+    lists = list_folder(path)
+    classes = folder_classes(lists, path)
+    return files_to_splits(lists, classes, channels, size, max_bytes, str(path)), classes
+
+
+def _read_csv(path: Path, channels: int | None, size: Size, max_bytes: int, classes: Sequence[str] | None) -> Read:
+    lists, class_list = read_manifest(path, classes)
+    return files_to_splits(lists, class_list, channels, size, max_bytes, str(path)), class_list
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    format: str | None = None,
+    test_path: str | os.PathLike | None = None,
+    val_split: float = 0.1,
+    seed: int = 0,
+    resize: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    max_in_memory_bytes: int = 4 * 2**30,
+    classes: Sequence[str] | None = None,
+) -> DataSplits:
+    """Load `path` into train/val/test splits.
+
+    Args:
+        path: data file or folder; its format is detected unless `format` names one of FORMATS.
+        test_path: a separate test set (any format); its class names must be among the training
+            classes (labels are matched by name). It replaces a test split found in `path`.
+        val_split: fraction of train held out (stratified, seeded by `seed`) when the data has no
+            val split of its own; a val split in the data is used as is. 0 means no val split.
+        resize: (H, W) or an int for a square; required when image files differ in size.
+        channels: 1 or 3 to convert every image; None keeps the data's own (files: the majority).
+        max_in_memory_bytes: image files larger than this in total are streamed from disk.
+        classes: the class list for CSV labels (labels outside it are errors); default: sorted labels.
+    """
+    path = Path(path)
+    if not 0 <= val_split < 1:
+        raise ConfigError(f"val_split must be a fraction in [0, 1), got {val_split!r}")
+    channels = check_channels(channels)
+    size = parse_size(resize)
+    fmt = detect_format(path) if format is None else format
+    splits, class_list = _read(path, fmt, channels, size, max_in_memory_bytes, classes)
+    if "train" not in splits:
+        raise DataError(f"{path}: holds no training images (found splits: {', '.join(splits)})")
+    train, val = splits["train"], splits.get("val")
+    if val is None and val_split > 0:
+        train, val = split_off_val(train, val_split, seed)
+    test = splits.get("test")
+    if test_path is not None:
+        test = load_test_set(Path(test_path), class_list, train, size, max_in_memory_bytes)
+    return DataSplits(train=train, val=val, test=test, classes=class_list, format=fmt, source=str(path))
+
+
+def load_test_set(path: Path, classes: list[str], train: ImageSet, size: Size, max_bytes: int) -> ImageSet:
+    """A test set from another path, its labels re-indexed into the training class list."""
+    fmt = detect_format(path)
+    splits, test_classes = _read(path, fmt, train.channels, size, max_bytes, classes if fmt == "csv" else None)
+    test = splits["test"] if "test" in splits else splits["train"]
+    unknown = [name for name in test_classes if name not in classes]
+    if unknown:
+        raise DataError(
+            f"{path}: test class {unknown[0]!r} is not among the {len(classes)} training classes ({', '.join(classes)})"
+        )
+    if test.image_size != train.image_size:
+        raise DataError(
+            f"{path}: test images are {test.image_size[0]}x{test.image_size[1]} but training images are "
+            f"{train.image_size[0]}x{train.image_size[1]}; pass --resize H,W to resize both"
+        )
+    if test_classes != classes:
+        mapping = torch.tensor([classes.index(name) for name in test_classes], dtype=torch.int64)
+        test.labels = mapping[test.labels]
+        test.classes = list(classes)
+    return test

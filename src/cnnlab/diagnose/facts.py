@@ -1,0 +1,238 @@
+"""RunFacts: the numbers every rule needs, gathered once from the history, config, run.json and the model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from cnnlab.diagnose import capacity, curves
+from cnnlab.train.callbacks.early_stopping import infer_mode
+
+# What `fit` falls back to when a config leaves these out (TrainConfig's defaults).
+DEFAULT_MONITOR = "val_accuracy"
+DEFAULT_OPTIMIZER = {"name": "sgd", "lr": 0.01, "weight_decay": 0.0}
+
+
+@dataclass(frozen=True)
+class Regularization:
+    """Which regularizers the run used, read from the config and, where available, the model's own modules."""
+
+    augment: dict[str, Any] = field(default_factory=dict)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    label_smoothing: float = 0.0
+    early_stopping_patience: int | None = None
+
+    @property
+    def weight_penalty(self) -> bool:
+        return bool(self.weight_decay or self.l1 or self.l2)
+
+    @property
+    def mixes_labels(self) -> bool:
+        """Mixup/CutMix train on blended labels, so the logged train accuracy understates the fit."""
+        return bool(self.augment.get("mixup") or self.augment.get("cutmix"))
+
+    def unused(self) -> list[str]:
+        """The regularizers of the classic toolbox this run did not use, in a fixed order."""
+        used = {
+            "augmentation": bool(self.augment),
+            "dropout": self.dropout > 0,
+            "batch_norm": self.batch_norm,
+            "weight_decay": self.weight_penalty,
+            "early_stopping": self.early_stopping_patience is not None,
+        }
+        return [name for name, on in used.items() if not on]
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    history: list[dict[str, Any]]
+    config: dict[str, Any]
+    num_classes: int
+    input_shape: tuple[int, int, int] | None
+    train_size: int | None
+    val_size: int | None
+    class_counts: list[int] | None
+    parameters: int | None
+    model_name: str | None
+    model_options: set[str]
+    optimizer: dict[str, Any]
+    monitor: str | None
+    best_index: int | None
+    regularization: Regularization
+    results: dict[str, Any] | None = None
+    classes: list[str] = field(default_factory=list)
+    learning_curve: dict[str, Any] | None = None
+
+    # -- derived numbers --------------------------------------------------------------------------------
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    @property
+    def epochs_planned(self) -> int:
+        return int(self.config.get("epochs", self.epochs_run) or self.epochs_run)
+
+    @property
+    def has_validation(self) -> bool:
+        return curves.has_metric(self.history, "val_accuracy") or curves.has_metric(self.history, "val_loss")
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return self.history[self.best_index] if self.best_index is not None else self.last
+
+    @property
+    def best_epoch(self) -> int | None:
+        return curves.epoch_of(self.history, self.best_index) if self.best_index is not None else None
+
+    @property
+    def chance_accuracy(self) -> float:
+        return 1.0 / max(self.num_classes, 1)
+
+    @property
+    def chance_loss(self) -> float:
+        """ln K: the cross-entropy of a uniform guess, where a freshly initialised classifier starts."""
+        return math.log(max(self.num_classes, 2))
+
+    @property
+    def samples_per_class(self) -> float | None:
+        if self.class_counts:
+            return min(self.class_counts)
+        if self.train_size:
+            return self.train_size / max(self.num_classes, 1)
+        return None
+
+    @property
+    def params_per_sample(self) -> float | None:
+        if self.parameters is None or not self.train_size:
+            return None
+        return self.parameters / self.train_size
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.get("lr", DEFAULT_OPTIMIZER["lr"]))
+
+    @property
+    def optimizer_name(self) -> str:
+        return str(self.optimizer.get("name", DEFAULT_OPTIMIZER["name"])).lower()
+
+    def summary(self) -> dict[str, Any]:
+        """The run's key numbers, for the header of a report."""
+        return {
+            "model": self.model_name or "layer list",
+            "parameters": self.parameters,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "train_samples": self.train_size,
+            "val_samples": self.val_size,
+            "epochs_run": self.epochs_run,
+            "epochs_planned": self.epochs_planned,
+            "monitor": self.monitor,
+            "best_epoch": self.best_epoch,
+        }
+
+
+def _nested(tree: dict[str, Any], key: str) -> dict[str, Any]:
+    value = tree.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _class_counts(meta: dict[str, Any], split: str) -> list[int] | None:
+    counts = _nested(_nested(meta, "data"), "class_counts").get(split)
+    return [int(c) for c in counts] if counts else None
+
+
+def _split_size(meta: dict[str, Any], split: str) -> int | None:
+    size = _nested(_nested(meta, "data"), "sizes").get(split)
+    if size is not None:
+        return int(size)
+    counts = _class_counts(meta, split)
+    return sum(counts) if counts else None
+
+
+def _build_model(meta: dict[str, Any]) -> nn.Module | None:
+    """The run's model rebuilt from run.json (untrained: only its layer types are read)."""
+    from cnnlab.train.setup import build_model
+
+    spec, shape = meta.get("model"), meta.get("input_shape")
+    if not spec or not shape or not meta.get("num_classes"):
+        return None
+    try:
+        return build_model(spec, int(shape[0]), int(meta["num_classes"]), tuple(shape[1:]))
+    except Exception:  # noqa: BLE001 - a model that cannot be rebuilt leaves the config's word as the only evidence
+        return None
+
+
+def _regularization(config: dict[str, Any], meta: dict[str, Any], model: nn.Module | None,
+                    model_name: str | None) -> Regularization:
+    augment = config.get("augment") or _nested(meta, "regularization").get("augment") or {}
+    if model is not None:
+        dropout, batch_norm = capacity.model_regularizers(model)
+    else:
+        dropout = config.get("dropout")
+        dropout = capacity.builder_default(model_name, "dropout") if dropout is None else dropout
+        batch_norm = bool(config.get("batch_norm") or capacity.builder_default(model_name, "batch_norm"))
+    early = _nested(config, "early_stopping")
+    return Regularization(
+        augment={key: value for key, value in augment.items() if value},
+        dropout=float(dropout or 0.0),
+        batch_norm=bool(batch_norm),
+        weight_decay=float(_nested(config, "optimizer").get("weight_decay", 0.0) or 0.0),
+        l1=float(config.get("l1", 0.0) or 0.0),
+        l2=float(config.get("l2", 0.0) or 0.0),
+        label_smoothing=float(config.get("label_smoothing", 0.0) or 0.0),
+        early_stopping_patience=early.get("patience"),
+    )
+
+
+def _best_index(history: list[dict[str, Any]], monitor: str | None, results: dict[str, Any] | None) -> int | None:
+    epoch = (results or {}).get("best_epoch")
+    if epoch is not None:
+        for index, row in enumerate(history):
+            if int(row.get("epoch", index + 1)) == int(epoch):
+                return index
+    return curves.best_index(history, monitor, infer_mode(monitor)) if monitor else None
+
+
+def build_facts(history: list[dict[str, Any]], config: dict[str, Any], meta: dict[str, Any],
+                model: nn.Module | None = None, results: dict[str, Any] | None = None,
+                learning_curve: dict[str, Any] | None = None) -> RunFacts:
+    """Gather what the rules read; the model (rebuilt from run.json when not given) says which layers exist."""
+    spec = meta.get("model") or {}
+    model_name = spec.get("name") if "name" in spec else (None if config.get("layers") else config.get("model"))
+    if model is None:
+        model = _build_model(meta)
+    parameters = meta.get("parameters") or (capacity.count_parameters(model) if model is not None else None)
+    has_val = curves.has_metric(history, "val_accuracy") or curves.has_metric(history, "val_loss")
+    monitor = config.get("monitor") or DEFAULT_MONITOR
+    monitor = monitor if has_val else None
+    shape = meta.get("input_shape")
+    return RunFacts(
+        history=list(history),
+        config=dict(config),
+        num_classes=int(meta.get("num_classes") or len(_class_counts(meta, "train") or []) or 2),
+        input_shape=tuple(int(v) for v in shape) if shape else None,
+        train_size=_split_size(meta, "train"),
+        val_size=_split_size(meta, "val"),
+        class_counts=_class_counts(meta, "train"),
+        parameters=int(parameters) if parameters else None,
+        model_name=model_name,
+        model_options=capacity.builder_options(model_name),
+        optimizer={**DEFAULT_OPTIMIZER, **_nested(config, "optimizer")},
+        monitor=monitor,
+        best_index=_best_index(history, monitor, results),
+        regularization=_regularization(config, meta, model, model_name),
+        results=results,
+        classes=[str(c) for c in meta.get("classes") or []],
+        learning_curve=learning_curve,
+    )

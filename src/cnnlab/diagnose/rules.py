@@ -1,0 +1,58 @@
+"""All rules in one list, and `diagnose`: the pure function from a run's data to its findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from cnnlab.diagnose.facts import RunFacts, build_facts
+from cnnlab.diagnose.findings import Finding, sort_findings
+from cnnlab.diagnose.rules_data import class_imbalance, complex_architecture, inadequate_regularization, limited_data
+from cnnlab.diagnose.rules_fit import high_variance, trained_too_long, underfitting
+from cnnlab.diagnose.rules_optim import divergence, learning_rate
+
+Rule = Callable[[RunFacts], "Finding | None"]
+
+RULES: tuple[Rule, ...] = (
+    divergence,
+    learning_rate,
+    underfitting,
+    high_variance,
+    trained_too_long,
+    complex_architecture,
+    inadequate_regularization,
+    limited_data,
+    class_imbalance,
+)
+
+
+def run_rules(facts: RunFacts) -> list[Finding]:
+    """Every rule on the facts; findings most severe first."""
+    return sort_findings([finding for rule in RULES if (finding := rule(facts)) is not None])
+
+
+def diagnose(
+    history: list[dict[str, Any]],
+    config: dict[str, Any],
+    meta: dict[str, Any],
+    model: nn.Module | None = None,
+    results: dict[str, Any] | None = None,
+    learning_curve: dict[str, Any] | None = None,
+) -> list[Finding]:
+    """Findings for a run given as data, so constructed histories can be tested without training.
+
+    Args:
+        history: one dict per epoch, as in metrics.jsonl (train_loss, train_accuracy, val_loss, val_accuracy, lr).
+        config: the run's config.yaml as a dict (missing keys take TrainConfig's defaults).
+        meta: the run's run.json (num_classes, input_shape, parameters, data.class_counts, data.sizes, model).
+        model: the run's model; its layers say whether dropout and batch norm are really present. When None it is
+            rebuilt from `meta["model"]`, else the config's word is taken.
+        results: the run's results.json (best_epoch, test metrics), if any.
+        learning_curve: the result of `learning_curve` (`more_data_helps`), if one was measured.
+
+    Returns:
+        Findings, most severe first; an empty list for a healthy run.
+    """
+    return run_rules(build_facts(history, config, meta, model, results, learning_curve))

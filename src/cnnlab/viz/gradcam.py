@@ -1,0 +1,143 @@
+"""Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+Localization"): where in the image the evidence for a class lies.
+
+For a target conv layer with activations A_k (k = channel), the class score y_c is differentiated with respect to
+A_k; the channel weights are the spatially averaged gradients alpha_k = mean_ij dy_c/dA_k(i, j), and the map is
+ReLU(sum_k alpha_k A_k): only features with a positive influence on the class. The map has the layer's resolution
+and is upsampled (bilinear) to the input. The last conv layer (its rectified output) is the default, as in the
+paper: the deepest layer that still has a spatial layout. Works on any model with the zoo interface.
+A model that pads inside `forward_features` (LeNet-5 pads 28×28 digits to 32×32) gets its map stretched over the
+unpadded input, i.e. shifted by at most the padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.viz.images import colorize, display_image, enlarge, tile_grid
+from cnnlab.viz.trace import find_module, is_activation, is_conv, is_norm, trace_features
+
+
+@dataclass
+class GradCamResult:
+    """Grad-CAM maps for a batch.
+
+    Attributes:
+        cam: N×h×w raw maps at the target layer's resolution (ReLU applied, not normalised).
+        heatmap: N×H×W maps upsampled to the input and scaled to [0, 1] per image (all 0 when there is no evidence).
+        class_index: N explained classes.
+        probabilities: N×classes softmax of the model's output.
+        layer: the target layer's name.
+    """
+
+    cam: torch.Tensor
+    heatmap: torch.Tensor
+    class_index: torch.Tensor
+    probabilities: torch.Tensor
+    layer: str
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        return self.probabilities.argmax(1)
+
+
+def find_target_layer(model: nn.Module, x: torch.Tensor) -> str:
+    """The output of the last conv layer of `forward_features` that still has more than one position.
+
+    Where that conv is followed by its activation (through a norm layer, as conv → BN → ReLU), the activation is
+    the target: the paper's A_k are the rectified feature maps, and a ResNet block's final ReLU (after the skip
+    addition) is its output. A 1×1 output (LeNet-5's C5) has no spatial layout left to explain, so the conv
+    before it is taken.
+    """
+    traced = trace_features(model, x)
+    convs = [i for i, t in enumerate(traced) if is_conv(t.module) and len(t.spatial) == 2 and np.prod(t.spatial) > 1]
+    if not convs:
+        raise ConfigError(f"{type(model).__name__}: no 2-D conv layer with a spatial output to explain")
+    conv = traced[convs[-1]]
+    for follower in traced[convs[-1] + 1 :]:
+        if follower.output_shape != conv.output_shape:
+            break
+        if is_activation(follower.module):
+            return follower.name
+        if not is_norm(follower.module):
+            break
+    return conv.name
+
+
+def grad_cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    class_index: int | Sequence[int] | torch.Tensor | None = None,
+    layer: str | None = None,
+) -> GradCamResult:
+    """Grad-CAM of `x` (a preprocessed N×C×H×W batch) for `class_index` (default: each image's prediction).
+
+    The score differentiated is the model's output (logits; log-probabilities for a net ending in a softmax head,
+    which the paper also allows). Each image's gradient only involves its own score: the model must be in eval
+    mode, so that batch norm does not mix images.
+
+    Raises:
+        ConfigError: `layer` is not a module of the model, or the model has no spatial conv layer.
+    """
+    layer = layer or find_target_layer(model, x)
+    target = find_module(model, layer)
+    captured: list[torch.Tensor] = []
+
+    def capture(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+        # The rest of the net gets a copy: an in-place op after the target (ReLU(inplace=True)) would otherwise
+        # overwrite the captured activation, and the conv's output would silently become the ReLU's.
+        captured.append(output)
+        return output.clone()
+
+    handle = target.register_forward_hook(capture)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            inputs = x.detach().clone().requires_grad_(True)  # gradients flow even through frozen weights
+            logits = model(inputs).float()
+            classes = _class_tensor(class_index, logits)
+            activation = captured[-1]
+            if activation.ndim != 4:
+                raise ConfigError(f"layer {layer!r} outputs shape {tuple(activation.shape)}, not an N×C×H×W map")
+            score = logits.gather(1, classes[:, None]).sum()
+            gradient = torch.autograd.grad(score, activation)[0]
+    finally:
+        handle.remove()
+    alpha = gradient.mean(dim=(2, 3), keepdim=True)  # eq. 1: global-average-pooled gradients
+    cam = F.relu((alpha * activation).sum(1)).detach()  # eq. 2
+    heatmap = F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    peak = heatmap.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)
+    heatmap = (heatmap / peak).clamp(0, 1)
+    probabilities = torch.softmax(logits.detach(), dim=1)
+    return GradCamResult(cam, heatmap, classes, probabilities, layer)
+
+
+def _class_tensor(class_index: int | Sequence[int] | torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    count, num_classes = logits.shape
+    if class_index is None:
+        return logits.detach().argmax(1)
+    classes = torch.as_tensor(class_index, dtype=torch.long).reshape(-1).expand(count).to(logits.device)
+    if bool(((classes < 0) | (classes >= num_classes)).any()):
+        raise ConfigError(f"class index {class_index} out of range for a model with {num_classes} classes")
+    return classes
+
+
+def overlay(image: torch.Tensor | np.ndarray, heatmap: torch.Tensor | np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The image (C×H×W) with the heat map (H×W in [0, 1]) blended on top in the jet colour map."""
+    base = display_image(image)
+    heat = heatmap.detach().cpu().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
+    return (1 - alpha) * base + alpha * colorize(heat, "jet")
+
+
+def gradcam_panel(
+    image: torch.Tensor | np.ndarray, heatmap: torch.Tensor | np.ndarray, min_side: int = 160
+) -> np.ndarray:
+    """Side by side: the image and the image with its heat map, enlarged so small inputs stay readable."""
+    tiles = [enlarge(display_image(image), min_side), enlarge(overlay(image, heatmap), min_side)]
+    return tile_grid(tiles, columns=2, pad=4)

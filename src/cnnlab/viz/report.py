@@ -1,0 +1,345 @@
+"""`cnnlab report RUN`: one self-contained HTML page with everything worth seeing about a trained run.
+
+Config, learning curves, test metrics with the confusion matrix, the most confident mistakes, first-layer filters,
+feature maps, Grad-CAM and the diagnosis. Metrics come from `cnnlab.evaluate` (the numbers `cnnlab evaluate` prints);
+a part that cannot be made (no test split, data moved, diagnosis not installed) becomes a note, not a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import cnnlab
+from cnnlab.errors import CnnlabError
+from cnnlab.evaluate.metrics import ClassificationReport, classification_report, collect_logits
+from cnnlab.evaluate.runs import load_run_split
+from cnnlab.runs import LoadedRun, load_run
+from cnnlab.train.setup import resolve_device
+from cnnlab.viz import report_html as H
+from cnnlab.viz.features import feature_maps, stage_grid
+from cnnlab.viz.filters import filter_grid, first_conv_weight
+from cnnlab.viz.gradcam import grad_cam, gradcam_panel
+from cnnlab.viz.images import display_image, enlarge, png_bytes
+from cnnlab.viz.plots import confusion_matrix_figure, figure_png, learning_curves_figure
+
+
+@dataclass
+class SplitPredictions:
+    """A split's metrics plus what the picture sections need: images on demand, labels, probabilities."""
+
+    split: str
+    imageset: Any
+    report: ClassificationReport
+    labels: torch.Tensor
+    probabilities: torch.Tensor
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        return self.probabilities.argmax(1)
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        return self.probabilities.max(1).values
+
+
+def evaluate_split(run: LoadedRun, split: str = "test", batch_size: int = 512) -> SplitPredictions:
+    """The run's own `split` re-read and scored with `cnnlab.evaluate` (the same numbers `cnnlab evaluate` prints)."""
+    from cnnlab.data import make_batches
+
+    imageset = load_run_split(run, None, split)
+    device = next(run.model.parameters()).device
+    logits, labels = collect_logits(
+        run.model, make_batches(imageset, batch_size, shuffle=False), run.preprocess, device
+    )
+    report = classification_report(logits, labels, run.classes)
+    return SplitPredictions(split, imageset, report, labels, torch.softmax(logits, dim=1))
+
+
+def most_confident_mistakes(predictions: SplitPredictions, count: int) -> list[int]:
+    """Indices of wrong predictions, most confident first: the errors the model is surest about."""
+    wrong = (predictions.predicted != predictions.labels).nonzero().flatten()
+    order = predictions.confidence[wrong].argsort(descending=True)
+    return wrong[order][:count].tolist()
+
+
+def build_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    split: str | None = None,
+    mistakes: int = 12,
+    explained: int = 6,
+    channels: int = 16,
+) -> Path:
+    """Write the report (default `<run>/report.html`) and return its path.
+
+    Args:
+        run_dir: a folder written by `cnnlab train`.
+        out: the HTML file to write.
+        split: the data split evaluated and drawn from ("test", "val" or "train"); default: test, else val
+            (as `cnnlab train` reports).
+        mistakes: how many of the most confident mistakes to show.
+        explained: how many images get a Grad-CAM (half mistakes, half correct).
+        channels: feature maps shown per stage.
+
+    Raises:
+        RunError: `run_dir` is not a run folder.
+    """
+    started = time.perf_counter()
+    run = load_run(run_dir, device=resolve_device("auto"))
+    predictions, data_problem = _evaluate_first_available(run, [split] if split else ["test", "val"])
+    evaluated = predictions.split if predictions else split or "test"
+    sections = [
+        ("overview", "Overview", overview_section(run, predictions)),
+        ("diagnosis", "Diagnosis", diagnosis_section(run.run_dir)),
+        ("curves", "Learning curves", curves_section(run.run_dir)),
+        ("evaluation", f"Evaluation ({evaluated} split)", evaluation_section(predictions, data_problem)),
+        ("mistakes", "Most confident mistakes", mistakes_section(run, predictions, mistakes)),
+        ("filters", "First-layer filters", filters_section(run)),
+        ("features", "Feature maps", features_section(run, predictions, channels)),
+        ("gradcam", "Grad-CAM", gradcam_section(run, predictions, explained)),
+        ("config", "Configuration", config_section(run)),
+    ]
+    seconds = time.perf_counter() - started
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    subtitle = f"{run.run_dir} · generated {stamp} in {seconds:.1f} s by cnnlab {cnnlab.__version__}"
+    path = Path(out) if out else run.run_dir / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(H.page(f"cnnlab report: {run.run_dir.name}", subtitle, sections), encoding="utf-8")
+    return path
+
+
+def _evaluate_first_available(run: LoadedRun, splits: list[str]) -> tuple[SplitPredictions | None, str]:
+    """The first split that can be evaluated, or None and why none could (the report then says so)."""
+    problems = []
+    for split in splits:
+        try:
+            return evaluate_split(run, split), ""
+        except CnnlabError as error:
+            problems.append(f"{split}: {error}")
+    return None, f"No split could be evaluated ({'; '.join(problems)})."
+
+
+def _model_name(meta: dict[str, Any]) -> str:
+    spec = meta.get("model", {})
+    if "name" in spec:
+        options = ", ".join(f"{k}={v}" for k, v in spec.get("options", {}).items())
+        return f"{spec['name']}({options})" if options else spec["name"]
+    return f"layer list ({len(spec.get('layers', []))} layers{', ' + spec['source'] if 'source' in spec else ''})"
+
+
+def _checkpoint_name(run: LoadedRun) -> str:
+    name = "best.pt" if (run.run_dir / "best.pt").is_file() else "last.pt"  # load_run's fallback order
+    return f"{name} (epoch {run.checkpoint_epoch})" if run.checkpoint_epoch is not None else name
+
+
+def overview_section(run: LoadedRun, predictions: SplitPredictions | None) -> str:
+    meta, results = run.meta, run.read_json("results.json") or {}
+    data = meta.get("data", {})
+    classes = ", ".join(run.classes[:12]) + (f", … ({len(run.classes)} in all)" if len(run.classes) > 12 else "")
+    pairs: list[tuple[str, Any]] = [
+        ("model", _model_name(meta)),
+        ("trainable parameters", meta.get("parameters", "?")),
+        ("input (C×H×W)", "×".join(map(str, run.input_shape))),
+        ("classes", classes),
+        ("data", f"{data.get('source', '?')} ({data.get('format', '?')})"),
+        ("split sizes", ", ".join(f"{k} {v:,}" for k, v in data.get("sizes", {}).items())),
+        ("epochs run", results.get("epochs_run", "?")),
+        ("weights shown", _checkpoint_name(run)),
+        ("stopped early", results.get("stopped_early", "?")),
+        ("training time (s)", results.get("train_seconds", "?")),
+        ("device", meta.get("device", "?")),
+    ]
+    if predictions is not None:
+        pairs.append((f"{predictions.split} accuracy", predictions.report.accuracy))
+    return H.key_values(pairs)
+
+
+def diagnosis_section(run_dir: Path) -> str:
+    """Findings of `cnnlab.diagnose` with evidence and prescriptions, or a note saying why there are none."""
+    try:
+        from cnnlab.diagnose import diagnose_run
+    except ImportError as error:
+        return H.note(f"The diagnosis is not available in this version of cnnlab ({error}).")
+    try:
+        diagnosis = diagnose_run(run_dir)
+    except Exception as error:  # the rest of the report is still worth having
+        warnings.warn(f"cnnlab report: diagnosis failed: {type(error).__name__}: {error}", stacklevel=2)
+        return H.note(f"The diagnosis failed: {type(error).__name__}: {error}")
+    findings = list(getattr(diagnosis, "findings", diagnosis) or [])
+    verdict = getattr(diagnosis, "verdict", None)
+    head = f"<p>Verdict: <b>{H.escape(verdict)}</b></p>" if verdict else ""
+    if not findings:
+        return head + H.paragraph("No findings: nothing in the curves, data or configuration calls for a change.")
+    return head + "".join(_finding_html(finding) for finding in findings)
+
+
+def _finding_fields(finding: Any) -> dict[str, Any]:
+    """The JSON shape of `cnnlab diagnose --json` (id, severity, title, evidence, prescription) where offered."""
+    to_dict = getattr(finding, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    return {key: getattr(finding, key, None) for key in ("id", "severity", "title", "evidence", "prescription")}
+
+
+def _explained(content: Any) -> str:
+    """Sentences (`summary`, `advice`) as paragraphs, then the numbers or config changes as a table."""
+    if not isinstance(content, dict):
+        return H.paragraph(content) if isinstance(content, str) else H.value(content)
+    sentences = {k: v for k, v in content.items() if isinstance(v, str) and k in ("summary", "advice", "text")}
+    rest = {k: v for k, v in content.items() if k not in sentences and v not in ({}, [], None, "")}
+    return "".join(H.paragraph(text) for text in sentences.values() if text) + (H.value(rest) if rest else "")
+
+
+def _finding_html(finding: Any) -> str:
+    fields = _finding_fields(finding)
+    severity = str(getattr(fields.get("severity"), "value", fields.get("severity") or "info")).lower()
+    css = "".join(c for c in severity if c.isalnum())
+    title = fields.get("title") or fields.get("id") or "finding"
+    parts = [
+        f'<div class="finding {css}"><span class="badge">{H.escape(severity)}</span> <b>{H.escape(title)}</b>',
+        f" <code>{H.escape(fields.get('id') or '')}</code>",
+    ]
+    for label in ("evidence", "prescription"):
+        if fields.get(label):
+            parts.append(f"{H.heading(label.capitalize(), 4)}{_explained(fields[label])}")
+    return "".join(parts) + "</div>"
+
+
+def _read_history(run_dir: Path) -> list[dict[str, float]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def curves_section(run_dir: Path) -> str:
+    history = _read_history(run_dir)
+    if not history:
+        return H.note("No metrics.jsonl in the run folder: no epoch finished.")
+    caption = "loss, accuracy and learning rate per epoch; a widening train/val gap is the sign of overfitting"
+    return H.figure(figure_png(learning_curves_figure(history)), caption, "plot")
+
+
+def evaluation_section(predictions: SplitPredictions | None, data_problem: str) -> str:
+    if predictions is None:
+        return H.note(data_problem)
+    report = predictions.report
+    numbers = [
+        ("accuracy", report.accuracy),
+        ("loss", report.loss),
+        ("macro F1", report.macro_f1),
+        ("balanced accuracy", report.balanced_accuracy),
+    ]
+    if report.top5_accuracy is not None:
+        numbers.append(("top-5 accuracy", report.top5_accuracy))
+    summary = "".join(f"<span>{H.escape(k)} <b>{v:.4f}</b></span>" for k, v in numbers)
+    rows = [
+        (name, *(report.per_class[k][i] for k in ("precision", "recall", "f1")), report.per_class["support"][i])
+        for i, name in enumerate(report.classes)
+    ]
+    matrix = H.figure(
+        figure_png(confusion_matrix_figure(report.confusion, report.classes)),
+        f"rows: true class, columns: predicted; {len(predictions.labels):,} images",
+        "plot",
+    )
+    table = H.table(["class", "precision", "recall", "F1", "support"], rows)
+    return f'<p class="metrics">{summary}</p><div class="columns">{matrix}{table}</div>'
+
+
+def _thumbnail(image: torch.Tensor, min_side: int = 84) -> bytes:
+    return png_bytes(enlarge(display_image(image), min_side))
+
+
+def mistakes_section(run: LoadedRun, predictions: SplitPredictions | None, count: int) -> str:
+    if predictions is None:
+        return H.note("No evaluated split, so no mistakes to show.")
+    indices = most_confident_mistakes(predictions, count)
+    if not indices:
+        return H.paragraph(f"No mistakes on the {predictions.split} split.")
+    images = predictions.imageset.load(indices)
+    items = []
+    for image, index in zip(images, indices):
+        true, predicted = run.classes[int(predictions.labels[index])], run.classes[int(predictions.predicted[index])]
+        caption = f"#{index}: true {true}, predicted {predicted} ({float(predictions.confidence[index]):.1%})"
+        items.append(H.figure(_thumbnail(image), caption))
+    intro = H.paragraph("The wrong predictions the model was surest of: label noise or a real blind spot.")
+    return intro + H.gallery(items)
+
+
+def filters_section(run: LoadedRun) -> str:
+    try:
+        weight = first_conv_weight(run.model, run.input_shape)
+    except CnnlabError as error:
+        return H.note(str(error))
+    out_channels, in_channels, height, width = weight.shape
+    caption = f"{out_channels} filters of {in_channels}×{height}×{width}, each scaled to its own min–max"
+    return H.figure(png_bytes(filter_grid(weight)), caption)
+
+
+def _example_batch(run: LoadedRun, predictions: SplitPredictions, indices: list[int]) -> tuple[torch.Tensor, ...]:
+    images = predictions.imageset.load(indices)
+    device = next(run.model.parameters()).device
+    return images, run.preprocess(images.to(device))
+
+
+def features_section(run: LoadedRun, predictions: SplitPredictions | None, channels: int) -> str:
+    if predictions is None or len(predictions.labels) == 0:
+        return H.note("No evaluated split, so no image to show feature maps of.")
+    images, x = _example_batch(run, predictions, [0])
+    stages = feature_maps(run.model, x)
+    intro = H.figure(
+        _thumbnail(images[0]), f"{predictions.split} image #0, true {run.classes[int(predictions.labels[0])]}"
+    )
+    items = [
+        H.figure(
+            png_bytes(stage_grid(stage, channels)),
+            f"{stage.label}: first {min(channels, stage.activation.shape[0])} channels",
+        )
+        for stage in stages
+    ]
+    if not items:
+        return H.note("No conv stage with a spatial output.")
+    return H.gallery([intro]) + H.gallery(items)
+
+
+def gradcam_section(run: LoadedRun, predictions: SplitPredictions | None, count: int) -> str:
+    if predictions is None or count <= 0:
+        return H.note("No evaluated split, so no images to explain.")
+    correct = (predictions.predicted == predictions.labels).nonzero().flatten()[: count - count // 2].tolist()
+    indices = correct + most_confident_mistakes(predictions, count - len(correct))
+    if not indices:
+        return H.note("The split is empty.")
+    images, x = _example_batch(run, predictions, indices)
+    result = grad_cam(run.model, x)
+    items = []
+    for row, index in enumerate(indices):
+        true, predicted = run.classes[int(predictions.labels[index])], run.classes[int(result.predicted[row])]
+        confidence = float(result.probabilities[row].max())
+        caption = f"#{index}: true {true}, predicted {predicted} ({confidence:.1%}); evidence for {predicted}"
+        items.append(H.figure(png_bytes(gradcam_panel(images[row], result.heatmap[row])), caption))
+    intro = H.paragraph(
+        f"Where the evidence for the predicted class lies (Selvaraju et al. 2017), at layer {result.layer}: "
+        "red is strong. Correct predictions first, then the most confident mistakes."
+    )
+    return intro + H.gallery(items)
+
+
+def config_section(run: LoadedRun) -> str:
+    config_path = run.run_dir / "config.yaml"
+    config_text = config_path.read_text() if config_path.is_file() else "(no config.yaml)"
+    regularization = run.meta.get("regularization", {})
+    versions = run.meta.get("versions", {})
+    parts = [H.heading("config.yaml"), H.preformatted(config_text)]
+    if regularization:
+        parts += [H.heading("regularization used"), H.value(regularization)]
+    if versions:
+        parts += [H.heading("versions"), H.value(versions)]
+    return "".join(parts)
