@@ -37,18 +37,32 @@ EXPECTED = {"high_variance", "limited_data", "inadequate_regularization"}
 def overfitting_config(out: Path, epochs: int) -> TrainConfig:
     """A big network, a small data set, and none of the defences against overfitting."""
     return TrainConfig(
-        model="resnet18", data=str(mnist_path()), train_samples=SUBSET, val_split=VAL_SPLIT, epochs=epochs,
-        batch_size=32, optimizer=OptimizerConfig(name="adam", lr=1e-3), out=str(out / "resnet18_1k"),
-        progress=False, threads=2,
+        model="resnet18",
+        data=str(mnist_path()),
+        train_samples=SUBSET,
+        val_split=VAL_SPLIT,
+        epochs=epochs,
+        batch_size=32,
+        optimizer=OptimizerConfig(name="adam", lr=1e-3),
+        out=str(out / "resnet18_1k"),
+        progress=False,
+        threads=2,
     )
 
 
 def underfitting_config(out: Path) -> TrainConfig:
     """A small network stopped long before it could fit: one epoch at a hundredth of the usual SGD rate."""
     return TrainConfig(
-        model="lenet5_modern", data=str(mnist_path()), train_samples=SUBSET, val_split=VAL_SPLIT, epochs=1,
-        batch_size=32, optimizer=OptimizerConfig(name="sgd", lr=1e-3), out=str(out / "lenet5_1epoch"),
-        progress=False, threads=2,
+        model="lenet5_modern",
+        data=str(mnist_path()),
+        train_samples=SUBSET,
+        val_split=VAL_SPLIT,
+        epochs=1,
+        batch_size=32,
+        optimizer=OptimizerConfig(name="sgd", lr=1e-3),
+        out=str(out / "lenet5_1epoch"),
+        progress=False,
+        threads=2,
     )
 
 
@@ -58,8 +72,10 @@ def best_numbers(result) -> dict[str, float]:
     best_epoch = result.results["best_epoch"] or len(history)
     best = next(row for row in history if row["epoch"] == best_epoch)
     return {
-        "best_epoch": best_epoch, "epochs": len(history),
-        "train_accuracy": best["train_accuracy"], "val_accuracy": best["val_accuracy"],
+        "best_epoch": best_epoch,
+        "epochs": len(history),
+        "train_accuracy": best["train_accuracy"],
+        "val_accuracy": best["val_accuracy"],
         "gap": best["train_accuracy"] - best["val_accuracy"],
         "gap_end": history[-1]["train_accuracy"] - history[-1]["val_accuracy"],
         "test_accuracy": result.results[result.results["evaluated_split"]]["accuracy"],
@@ -75,10 +91,12 @@ def train(config: TrainConfig, label: str) -> tuple[object, float]:
 
 
 def report(label: str, numbers: dict[str, float], seconds: float) -> str:
-    return (f"{label:<28} best epoch {numbers['best_epoch']:>2}/{numbers['epochs']:<2}  "
-            f"train {numbers['train_accuracy']:.4f}  val {numbers['val_accuracy']:.4f}  "
-            f"gap {100 * numbers['gap']:+5.1f} pts (end {100 * numbers['gap_end']:+5.1f})  "
-            f"test {numbers['test_accuracy']:.4f}  {seconds:4.0f} s")
+    return (
+        f"{label:<28} best epoch {numbers['best_epoch']:>2}/{numbers['epochs']:<2}  "
+        f"train {numbers['train_accuracy']:.4f}  val {numbers['val_accuracy']:.4f}  "
+        f"gap {100 * numbers['gap']:+5.1f} pts (end {100 * numbers['gap_end']:+5.1f})  "
+        f"test {numbers['test_accuracy']:.4f}  {seconds:4.0f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,23 @@ def parse(argv):
 def test_yaml_then_flags(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: vgg11\nepochs: 3\noptimizer:\n  lr: 0.5\n  name: adam\nearly-stopping:\n  patience: 2\n")
-    config = parse(["--config", str(path), "--epochs", "7", "--optimizer.lr", "0.05", "--early-stopping.patience",
-                    "5", "--l1", "1e-5", "--augment", "rotate=15,flip", "--no-progress"])
+    config = parse(
+        [
+            "--config",
+            str(path),
+            "--epochs",
+            "7",
+            "--optimizer.lr",
+            "0.05",
+            "--early-stopping.patience",
+            "5",
+            "--l1",
+            "1e-5",
+            "--augment",
+            "rotate=15,flip",
+            "--no-progress",
+        ]
+    )
     assert config.model == "vgg11"  # from YAML
     assert config.epochs == 7 and config.optimizer.lr == 0.05  # flags win
     assert config.optimizer.name == "adam"  # YAML kept where no flag is given
@@ -39,7 +54,9 @@ def test_tuple_and_optional_fields():
 def test_unknown_yaml_key_names_file_and_suggests(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("optimizer:\n  lrr: 0.1\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml: unknown config field 'optimizer\.lrr'; did you mean 'optimizer\.lr'"):
+    with pytest.raises(
+        ConfigError, match=r"c\.yaml: unknown config field 'optimizer\.lrr'; did you mean 'optimizer\.lr'"
+    ):
         parse(["--config", str(path)])
 
 

@@ -13,9 +13,28 @@ from cnnlab.data import load_dataset
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    code = main(["train", "--model", "lenet5_modern", "--data", "data/mnist", "--train-samples", "1500",
-                 "--epochs", "2", "--optimizer.name", "adam", "--optimizer.lr", "0.003", "--out", str(out),
-                 "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--model",
+            "lenet5_modern",
+            "--data",
+            "data/mnist",
+            "--train-samples",
+            "2000",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--optimizer.name",
+            "adam",
+            "--optimizer.lr",
+            "0.003",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     return out
 
@@ -28,13 +47,47 @@ def test_train_prints_test_accuracy_last_and_writes_results(run_dir, capsys):
 
 def test_train_stdout_contract(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["train", "--model", "lenet5_modern", "--data", "data/mnist", "--train-samples", "300",
-                 "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "lenet5_modern",
+                "--data",
+                "data/mnist",
+                "--train-samples",
+                "300",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("test accuracy: ") and 0 <= float(last.split(": ")[1]) <= 1
     # a second run into the same folder does not overwrite it
-    assert main(["train", "--model", "lenet5_modern", "--data", "data/mnist", "--train-samples", "300",
-                 "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "lenet5_modern",
+                "--data",
+                "data/mnist",
+                "--train-samples",
+                "300",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "r-2" / "results.json").is_file()
 
 

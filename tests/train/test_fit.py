@@ -25,9 +25,19 @@ class KillAfterEpoch(Callback):
 
 
 def small_config(tmp_path, name="run", **overrides):
-    base = dict(model="lenet5_modern", data=MNIST, train_samples=2000, val_split=0.1, epochs=3, batch_size=64,
-                eval_batch_size=2000, out=str(tmp_path / name), progress=False, seed=1,
-                optimizer={"name": "adam", "lr": 0.003})
+    base = dict(
+        model="lenet5_modern",
+        data=MNIST,
+        train_samples=2000,
+        val_split=0.1,
+        epochs=3,
+        batch_size=64,
+        eval_batch_size=2000,
+        out=str(tmp_path / name),
+        progress=False,
+        seed=1,
+        optimizer={"name": "adam", "lr": 0.003},
+    )
     base.update(overrides)
     from cnnlab.config import build_dataclass
 
@@ -53,8 +63,15 @@ def test_short_training_clears_accuracy_floor_and_writes_run(tmp_path):
 
 def test_best_weights_are_restored_and_equal_best_pt(tmp_path):
     # A too-high learning rate late in training makes the last epoch worse than the best one.
-    result = fit(small_config(tmp_path, epochs=4, schedule={"name": "step", "step_size": 3, "gamma": 30.0},
-                              early_stopping={"monitor": "val_loss"}, monitor="val_loss"))
+    result = fit(
+        small_config(
+            tmp_path,
+            epochs=4,
+            schedule={"name": "step", "step_size": 3, "gamma": 30.0},
+            early_stopping={"monitor": "val_loss"},
+            monitor="val_loss",
+        )
+    )
     best = load_checkpoint(result.run_dir / "best.pt")
     history = result.history
     best_epoch = min(history, key=lambda r: r["val_loss"])["epoch"]
@@ -65,14 +82,26 @@ def test_best_weights_are_restored_and_equal_best_pt(tmp_path):
 
 def test_early_stopping_stops(tmp_path):
     # lr 0 makes nothing improve after epoch 1: patience 2 stops at epoch 3 of 10
-    result = fit(small_config(tmp_path, epochs=10, optimizer={"name": "sgd", "lr": 0.0},
-                              early_stopping={"patience": 2, "monitor": "val_loss"}))
+    result = fit(
+        small_config(
+            tmp_path,
+            epochs=10,
+            optimizer={"name": "sgd", "lr": 0.0},
+            early_stopping={"patience": 2, "monitor": "val_loss"},
+        )
+    )
     assert result.results["epochs_run"] == 3 and result.results["stopped_early"] is True
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
-    common = dict(deterministic=True, epochs=3, dropout=0.3, augment={"rotate": 10, "flip": True},
-                  schedule={"name": "cosine"}, train_samples=600)
+    common = dict(
+        deterministic=True,
+        epochs=3,
+        dropout=0.3,
+        augment={"rotate": 10, "flip": True},
+        schedule={"name": "cosine"},
+        train_samples=600,
+    )
     full = fit(small_config(tmp_path, "full", **common))
     with pytest.raises(KeyboardInterrupt):
         fit(small_config(tmp_path, "partial", **common), callbacks=[KillAfterEpoch(2)])

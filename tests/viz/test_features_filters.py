@@ -73,7 +73,6 @@ def test_filter_grid_rgb_and_multichannel():
     ("name", "shape", "kernel"),
     [
         ("lenet5", (1, 32, 32), (6, 1, 5, 5)),
-        ("resnet18", (3, 64, 64), (64, 3, 7, 7)),
         ("resnet20", (3, 32, 32), (16, 3, 3, 3)),
     ],
 )

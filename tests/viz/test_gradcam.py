@@ -161,6 +161,17 @@ def test_bad_layer_and_class_are_config_errors():
         grad_cam(model, x, layer="features.33")
     with pytest.raises(ConfigError, match="out of range"):
         grad_cam(model, x, class_index=10)
+    with pytest.raises(ConfigError, match="gave no N×C×H×W feature map"):
+        grad_cam(model, x, layer="classifier.0")
+
+
+def test_training_mode_is_restored_and_statistics_untouched():
+    model = create("resnet20", num_classes=10).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grad_cam(model, torch.randn(2, 3, 32, 32))
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
 
 
 def test_panel_is_image_and_overlay_side_by_side():

@@ -157,3 +157,16 @@ def test_html_helpers_escape_everything():
         == "<ul><li>a&amp;b</li><li><table><tbody><tr><th>k&lt;</th><td>v&gt;</td></tr></tbody></table></li></ul>"
     )
     assert 'alt="&quot;x&quot;"' in H.image(b"png", '"x"')
+
+
+def test_without_a_test_split_the_val_split_is_shown(tiny_run, tmp_path, monkeypatch):
+    real = report_module.load_run_split
+
+    def val_only(run, data, split):
+        if split == "test":
+            raise DataError("mnist_small.npz: has no 'test' split")
+        return real(run, data, split)
+
+    monkeypatch.setattr(report_module, "load_run_split", val_only)
+    html = report_module.build_report(tiny_run, tmp_path / "r.html").read_text()
+    assert "<h2>Evaluation (val split)</h2>" in html and "val accuracy" in html

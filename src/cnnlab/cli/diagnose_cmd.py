@@ -21,8 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write-config", metavar="PATH", help="write the run's config with the prescriptions applied")
     parser.add_argument("--out", help="run folder the written config trains into (default: RUN_fixed)")
     parser.add_argument("--only", metavar="IDS", help="apply only these findings' prescriptions, e.g. high_variance")
-    parser.add_argument("--data-fractions", metavar="F,...",
-                        help="also measure a learning curve with the run's config, e.g. 0.1,0.25,0.5,1.0")
+    parser.add_argument(
+        "--data-fractions",
+        metavar="F,...",
+        help="also measure a learning curve with the run's config, e.g. 0.1,0.25,0.5,1.0",
+    )
     parser.add_argument("--epochs", type=int, help="learning curve: epochs for the full data (default: the run's)")
 
 
@@ -79,8 +82,13 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     changes = merge_changes(diagnosis.findings)
     if changes:
         flags = render_flags(changes, diagnosis.config)
-        body.append(_wrap(f"all together: cnnlab train --config {Path(diagnosis.run_dir) / 'config.yaml'} "
-                          f"--out {diagnosis.run_dir.rstrip('/')}_fixed {flags}", ""))
+        body.append(
+            _wrap(
+                f"all together: cnnlab train --config {Path(diagnosis.run_dir) / 'config.yaml'} "
+                f"--out {diagnosis.run_dir.rstrip('/')}_fixed {flags}",
+                "",
+            )
+        )
         body.append(f"or: cnnlab diagnose {diagnosis.run_dir} --write-config fixed.yaml")
     return "\n".join(header) + "\n\n" + "\n\n".join(body)
 
@@ -96,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if args.write_config:
         config = write_fixed_config(diagnosis, args.write_config, args.out, only)
         # With --json, stdout holds only the JSON list.
-        print(f"written: {args.write_config} (trains into {config.out}); run: cnnlab train --config "
-              f"{args.write_config}", file=sys.stderr if args.json else sys.stdout)
+        print(
+            f"written: {args.write_config} (trains into {config.out}); run: cnnlab train --config {args.write_config}",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     return 0

@@ -9,7 +9,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run folder written by `cnnlab train`")
     parser.add_argument("image", help="image file (converted to the run's channels and size)")
     parser.add_argument("--class", dest="class_name", metavar="NAME", help="class to explain (default: predicted)")
-    parser.add_argument("--layer", help="Grad-CAM target module, e.g. features.3 (default: last spatial conv)")
+    parser.add_argument(
+        "--layer", help="Grad-CAM target module, e.g. features.3 (default: the last spatial conv, rectified)"
+    )
     parser.add_argument("--out", help="output folder (default: RUN/explain)")
     parser.add_argument("--channels", type=int, default=16, help="feature maps shown per stage")
 

@@ -26,9 +26,20 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_run(args.run, args.checkpoint, device=resolve_device("auto"))
     predictions = predict_files(loaded, args.images, args.top_k)
     if args.json:
-        print(json.dumps([{"path": p.path, "top": [{"label": label, "probability": prob}
-                                                   for label, prob in zip(p.labels, p.probabilities)]}
-                          for p in predictions], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": p.path,
+                        "top": [
+                            {"label": label, "probability": prob} for label, prob in zip(p.labels, p.probabilities)
+                        ],
+                    }
+                    for p in predictions
+                ],
+                indent=2,
+            )
+        )
     elif args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(["path", "rank", "label", "probability"])

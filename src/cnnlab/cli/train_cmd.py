@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     result = fit(config, resume=args.resume, overwrite=args.overwrite)
     split = result.results["evaluated_split"]
     print(f"run folder: {result.run_dir}")
-    print(f"best epoch: {result.results['best_epoch']} of {result.results['epochs_run']}  "
-          f"train time: {result.results['train_seconds']:.1f}s")
+    print(
+        f"best epoch: {result.results['best_epoch']} of {result.results['epochs_run']}  "
+        f"train time: {result.results['train_seconds']:.1f}s"
+    )
     print(f"{split} accuracy: {result.results[split]['accuracy']:.4f}")
     return 0

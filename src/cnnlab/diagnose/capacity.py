@@ -18,8 +18,8 @@ def builder_options(model_name: str | None) -> set[str]:
     """Keyword options a zoo builder takes (`dropout`, `batch_norm`, ...); empty for unknown or layer-list models."""
     if not model_name:
         return set()
-    from cnnlab.models import get_entry
     from cnnlab.errors import ConfigError
+    from cnnlab.models import get_entry
 
     try:
         builder = get_entry(model_name).builder

@@ -173,8 +173,9 @@ def _build_model(meta: dict[str, Any]) -> nn.Module | None:
         return None
 
 
-def _regularization(config: dict[str, Any], meta: dict[str, Any], model: nn.Module | None,
-                    model_name: str | None) -> Regularization:
+def _regularization(
+    config: dict[str, Any], meta: dict[str, Any], model: nn.Module | None, model_name: str | None
+) -> Regularization:
     augment = config.get("augment") or _nested(meta, "regularization").get("augment") or {}
     if model is not None:
         dropout, batch_norm = capacity.model_regularizers(model)
@@ -204,9 +205,14 @@ def _best_index(history: list[dict[str, Any]], monitor: str | None, results: dic
     return curves.best_index(history, monitor, infer_mode(monitor)) if monitor else None
 
 
-def build_facts(history: list[dict[str, Any]], config: dict[str, Any], meta: dict[str, Any],
-                model: nn.Module | None = None, results: dict[str, Any] | None = None,
-                learning_curve: dict[str, Any] | None = None) -> RunFacts:
+def build_facts(
+    history: list[dict[str, Any]],
+    config: dict[str, Any],
+    meta: dict[str, Any],
+    model: nn.Module | None = None,
+    results: dict[str, Any] | None = None,
+    learning_curve: dict[str, Any] | None = None,
+) -> RunFacts:
     """Gather what the rules read; the model (rebuilt from run.json when not given) says which layers exist."""
     spec = meta.get("model") or {}
     model_name = spec.get("name") if "name" in spec else (None if config.get("layers") else config.get("model"))

@@ -74,7 +74,7 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
 
 
 def verdict(findings: list[Finding]) -> str:
-    """"diverged", "overfitting", "underfitting" or "healthy" (no bias/variance problem at warning or above)."""
+    """ "diverged", "overfitting", "underfitting" or "healthy" (no bias/variance problem at warning or above)."""
     serious = {f.id for f in findings if f.severity != "info"}
     for finding_id, word in VERDICTS:
         if finding_id in serious:
@@ -108,5 +108,9 @@ class Diagnosis:
         return [f.id for f in self.findings]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run_dir, "verdict": self.verdict, "facts": self.facts,
-                "findings": [f.to_dict() for f in self.findings]}
+        return {
+            "run": self.run_dir,
+            "verdict": self.verdict,
+            "facts": self.facts,
+            "findings": [f.to_dict() for f in self.findings],
+        }

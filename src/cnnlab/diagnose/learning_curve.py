@@ -69,7 +69,7 @@ class LearningCurve:
 
 
 def parse_fractions(text: str) -> list[float]:
-    """"0.1,0.25,0.5,1.0" -> sorted unique fractions in (0, 1]."""
+    """ "0.1,0.25,0.5,1.0" -> sorted unique fractions in (0, 1]."""
     try:
         values = sorted({float(part) for part in text.split(",") if part.strip()})
     except ValueError as error:
@@ -92,8 +92,14 @@ def nested_subsets(labels: np.ndarray, fractions: list[float], seed: int = 0) ->
 
 def _write_npz(path: Path, splits, indices: np.ndarray) -> Path:
     train, val = splits.train, splits.val
-    np.savez(path, train_images=train.images[indices].numpy(), train_labels=train.labels[indices].numpy(),
-             val_images=val.images.numpy(), val_labels=val.labels.numpy(), classes=np.asarray(splits.classes))
+    np.savez(
+        path,
+        train_images=train.images[indices].numpy(),
+        train_labels=train.labels[indices].numpy(),
+        val_images=val.images.numpy(),
+        val_labels=val.labels.numpy(),
+        classes=np.asarray(splits.classes),
+    )
     return path
 
 
@@ -116,9 +122,17 @@ def _point(config: TrainConfig, fraction: float, size: int) -> CurvePoint:
     history = result.history
     index = curves.best_index(history, config.monitor, infer_mode(config.monitor))
     best = history[index if index is not None else -1]
-    return CurvePoint(fraction, size, float(best.get("val_accuracy", math.nan)), float(best.get("val_loss", math.nan)),
-                      float(best.get("train_accuracy", math.nan)), int(best.get("epoch", len(history))),
-                      len(history), round(time.perf_counter() - start, 2), str(result.run_dir))
+    return CurvePoint(
+        fraction,
+        size,
+        float(best.get("val_accuracy", math.nan)),
+        float(best.get("val_loss", math.nan)),
+        float(best.get("train_accuracy", math.nan)),
+        int(best.get("epoch", len(history))),
+        len(history),
+        round(time.perf_counter() - start, 2),
+        str(result.run_dir),
+    )
 
 
 def _power_law_prediction(points: list[CurvePoint]) -> float | None:
@@ -142,25 +156,40 @@ def summarize(points: list[CurvePoint]) -> LearningCurve:
     predicted = _power_law_prediction(points)
     helps = gain >= MORE_DATA_GAIN
     if helps:
-        message = (f"More data would help: doubling it gained {100 * gain:.1f} accuracy points at the largest size "
-                   f"(trend {100 * trend:+.1f} per doubling)"
-                   + (f"; twice the data should reach about {100 * predicted:.1f}%." if predicted else "."))
+        message = (
+            f"More data would help: doubling it gained {100 * gain:.1f} accuracy points at the largest size "
+            f"(trend {100 * trend:+.1f} per doubling)"
+            + (f"; twice the data should reach about {100 * predicted:.1f}%." if predicted else ".")
+        )
     else:
-        message = (f"The curve has flattened ({100 * gain:+.1f} points per doubling at the largest size): more data "
-                   "of the same kind will not help much; change the model, its regularization or the labels.")
+        message = (
+            f"The curve has flattened ({100 * gain:+.1f} points per doubling at the largest size): more data "
+            "of the same kind will not help much; change the model, its regularization or the labels."
+        )
     return LearningCurve(points, gain, trend, predicted, helps, message)
 
 
 def _fraction_config(config: TrainConfig, data: Path, out: Path, fraction: float, epochs: int) -> TrainConfig:
     scaled = min(math.ceil(epochs / fraction), epochs * MAX_EPOCH_FACTOR)
     # The .npz already holds the (resized, subset) images and the validation split.
-    return replace(config, data=str(data), data_format="npz", test_data=None, val_split=0.0, resize=None,
-                   channels=None, train_samples=None, out=str(out / f"fraction_{fraction:g}"), epochs=scaled,
-                   progress=False)
+    return replace(
+        config,
+        data=str(data),
+        data_format="npz",
+        test_data=None,
+        val_split=0.0,
+        resize=None,
+        channels=None,
+        train_samples=None,
+        out=str(out / f"fraction_{fraction:g}"),
+        epochs=scaled,
+        progress=False,
+    )
 
 
-def learning_curve(config: TrainConfig, fractions: list[float], out_dir: str | Path,
-                   epochs: int | None = None, log=print) -> LearningCurve:
+def learning_curve(
+    config: TrainConfig, fractions: list[float], out_dir: str | Path, epochs: int | None = None, log=print
+) -> LearningCurve:
     """Train `config` on each fraction of its training data; write learning_curve.json and .png to `out_dir`.
 
     Args:
@@ -182,8 +211,10 @@ def learning_curve(config: TrainConfig, fractions: list[float], out_dir: str | P
             points.append(_point(run_config, fraction, len(indices)))
             if log:
                 p = points[-1]
-                log(f"fraction {fraction:g}: {p.train_size} images, val accuracy {p.val_accuracy:.4f} "
-                    f"(epoch {p.best_epoch} of {p.epochs_run}, {p.seconds:.0f} s)")
+                log(
+                    f"fraction {fraction:g}: {p.train_size} images, val accuracy {p.val_accuracy:.4f} "
+                    f"(epoch {p.best_epoch} of {p.epochs_run}, {p.seconds:.0f} s)"
+                )
     curve = summarize(points)
     (out_dir / "learning_curve.json").write_text(json.dumps(curve.to_dict(), indent=2))
     plot_learning_curve(curve, out_dir / "learning_curve.png")
@@ -202,8 +233,13 @@ def plot_learning_curve(curve: LearningCurve, path: str | Path) -> Path:
     ax.plot(sizes, [p.val_accuracy for p in curve.points], "-o", label="validation (best epoch)")
     ax.plot(sizes, [p.train_accuracy for p in curve.points], "--s", alpha=0.6, label="train (same epoch)")
     if curve.predicted_accuracy_2x is not None:
-        ax.plot([sizes[-1], 2 * sizes[-1]], [curve.points[-1].val_accuracy, curve.predicted_accuracy_2x], ":",
-                color="gray", label="power-law extrapolation")
+        ax.plot(
+            [sizes[-1], 2 * sizes[-1]],
+            [curve.points[-1].val_accuracy, curve.predicted_accuracy_2x],
+            ":",
+            color="gray",
+            label="power-law extrapolation",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("training images")
     ax.set_ylabel("accuracy")

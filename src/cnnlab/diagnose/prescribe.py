@@ -131,8 +131,16 @@ def write_config(config: TrainConfig, path: str | Path) -> Path:
     return path
 
 
-def make_finding(facts_config: dict[str, Any], finding_id: str, severity: str, title: str,
-                 evidence: dict[str, Any], summary: str, changes: dict[str, Any], words: str) -> Finding:
+def make_finding(
+    facts_config: dict[str, Any],
+    finding_id: str,
+    severity: str,
+    title: str,
+    evidence: dict[str, Any],
+    summary: str,
+    changes: dict[str, Any],
+    words: str,
+) -> Finding:
     """A Finding whose advice ends with the `cnnlab train` flags equivalent to `changes`."""
     flags = render_flags(changes, facts_config)
     advice = f"{words} Flags: {flags}" if flags else words

@@ -43,21 +43,36 @@ def limited_data(facts: RunFacts) -> Finding | None:
     big = ratio is not None and ratio >= PARAMS_PER_SAMPLE_HIGH
     if not (shows_variance or big or _learning_curve_says_more(facts)):
         return None
-    evidence = {"train_samples": facts.train_size, "num_classes": facts.num_classes,
-                "min_samples_per_class": per_class, "parameters": facts.parameters, "parameters_per_sample": ratio,
-                "more_data_helps": (facts.learning_curve or {}).get("more_data_helps")}
+    evidence = {
+        "train_samples": facts.train_size,
+        "num_classes": facts.num_classes,
+        "min_samples_per_class": per_class,
+        "parameters": facts.parameters,
+        "parameters_per_sample": ratio,
+        "more_data_helps": (facts.learning_curve or {}).get("more_data_helps"),
+    }
     summary = (
         f"{facts.train_size} training images for {facts.num_classes} classes (fewest in one class: {per_class:.0f}, "
         f"against ~{LIMITED_SAMPLES_PER_CLASS} a CNN usually needs from scratch)"
         + (f"; {ratio:,.0f} parameters per training image." if ratio is not None else ".")
     )
     changes = remedies.augmentation(facts)
-    words = ("Collect more labelled images if at all possible (`cnnlab learning-curve` measures whether it pays); "
-             "meanwhile augmentation multiplies the data you have, and starting from pretrained weights "
-             "(`cnnlab.models.load_torchvision_weights`) needs far fewer images.")
+    words = (
+        "Collect more labelled images if at all possible (`cnnlab learning-curve` measures whether it pays); "
+        "meanwhile augmentation multiplies the data you have, and starting from pretrained weights "
+        "(`cnnlab.models.load_torchvision_weights`) needs far fewer images."
+    )
     severity = "warning" if shows_variance or _learning_curve_says_more(facts) else "info"
-    return make_finding(facts.config, "limited_data", severity, "Limited data: few training images per class",
-                        evidence, summary, changes, words)
+    return make_finding(
+        facts.config,
+        "limited_data",
+        severity,
+        "Limited data: few training images per class",
+        evidence,
+        summary,
+        changes,
+        words,
+    )
 
 
 def _replacement(facts: RunFacts) -> tuple[str, int] | None:
@@ -87,13 +102,20 @@ def complex_architecture(facts: RunFacts) -> Finding | None:
         return None
     replacement = _replacement(facts)
     memorised = _memorised_epoch(facts)
-    evidence = {"model": facts.model_name, "parameters": facts.parameters, "train_samples": facts.train_size,
-                "parameters_per_sample": ratio, "memorised_epoch": memorised,
-                "best_val_accuracy": facts.best.get("val_accuracy"),
-                "suggested_model": replacement[0] if replacement else None,
-                "suggested_parameters": replacement[1] if replacement else None}
-    summary = (f"{facts.model_name or 'the model'} has {facts.parameters:,} parameters for {facts.train_size:,} "
-               f"training images ({ratio:,.0f} per image)")
+    evidence = {
+        "model": facts.model_name,
+        "parameters": facts.parameters,
+        "train_samples": facts.train_size,
+        "parameters_per_sample": ratio,
+        "memorised_epoch": memorised,
+        "best_val_accuracy": facts.best.get("val_accuracy"),
+        "suggested_model": replacement[0] if replacement else None,
+        "suggested_parameters": replacement[1] if replacement else None,
+    }
+    summary = (
+        f"{facts.model_name or 'the model'} has {facts.parameters:,} parameters for {facts.train_size:,} "
+        f"training images ({ratio:,.0f} per image)"
+    )
     summary += f"; it fit 99% of its training set by epoch {memorised}." if memorised else "."
     changes: dict[str, Any] = {}
     words = "Use a smaller network (fewer or narrower layers)."
@@ -102,11 +124,20 @@ def complex_architecture(facts: RunFacts) -> Finding | None:
         changes = {"model": name, "layers": None}
         if "dropout" in capacity.builder_options(name):
             changes["dropout"] = remedies.DROPOUT_RATE
-        words = (f"Switch to {name} ({params:,} parameters, {params / max(facts.train_size or 1, 1):,.0f} per "
-                 "image), a zoo model built for inputs this size.")
-    return make_finding(facts.config, "complex_architecture", "warning",
-                        "Complex architecture: far more parameters than the data can pin down",
-                        evidence, summary, changes, words)
+        words = (
+            f"Switch to {name} ({params:,} parameters, {params / max(facts.train_size or 1, 1):,.0f} per "
+            "image), a zoo model built for inputs this size."
+        )
+    return make_finding(
+        facts.config,
+        "complex_architecture",
+        "warning",
+        "Complex architecture: far more parameters than the data can pin down",
+        evidence,
+        summary,
+        changes,
+        words,
+    )
 
 
 _REGULARIZER_WORDS = {
@@ -133,29 +164,49 @@ def inadequate_regularization(facts: RunFacts) -> Finding | None:
     if not unused:
         return None
     unavailable = _unavailable(facts, unused)
-    evidence = {"unused": unused, "not_offered_by_model": unavailable, "augment": dict(reg.augment),
-                "dropout": reg.dropout, "batch_norm": reg.batch_norm, "weight_decay": reg.weight_decay,
-                "l1": reg.l1, "l2": reg.l2, "early_stopping_patience": reg.early_stopping_patience}
+    evidence = {
+        "unused": unused,
+        "not_offered_by_model": unavailable,
+        "augment": dict(reg.augment),
+        "dropout": reg.dropout,
+        "batch_norm": reg.batch_norm,
+        "weight_decay": reg.weight_decay,
+        "l1": reg.l1,
+        "l2": reg.l2,
+        "early_stopping_patience": reg.early_stopping_patience,
+    }
     used = [word for name, word in _REGULARIZER_WORDS.items() if name not in unused]
-    summary = (f"This overfitting run used no {', no '.join(_REGULARIZER_WORDS[n] for n in unused)}"
-               + (f" (it did use {', '.join(used)})." if used else "."))
+    summary = f"This overfitting run used no {', no '.join(_REGULARIZER_WORDS[n] for n in unused)}" + (
+        f" (it did use {', '.join(used)})." if used else "."
+    )
     words = "Add the missing regularizers."
     if unavailable:
         model = facts.model_name or "the model"
         words += f" {model} has no option for {' or '.join(_REGULARIZER_WORDS[n] for n in unavailable)}."
     severity = "warning" if len(unused) >= MANY_MISSING else "info"
-    return make_finding(facts.config, "inadequate_regularization", severity,
-                        "Inadequate regularization: standard defences against overfitting unused",
-                        evidence, summary, remedies.regularize(facts), words)
+    return make_finding(
+        facts.config,
+        "inadequate_regularization",
+        severity,
+        "Inadequate regularization: standard defences against overfitting unused",
+        evidence,
+        summary,
+        remedies.regularize(facts),
+        words,
+    )
 
 
 def _imbalance_evidence(facts: RunFacts) -> dict[str, Any]:
     counts = facts.class_counts or []
     largest, smallest = max(range(len(counts)), key=counts.__getitem__), min(range(len(counts)), key=counts.__getitem__)
     names = facts.classes if len(facts.classes) == len(counts) else [str(i) for i in range(len(counts))]
-    evidence: dict[str, Any] = {"ratio": counts[largest] / max(counts[smallest], 1), "largest_class": names[largest],
-                                "largest_count": counts[largest], "smallest_class": names[smallest],
-                                "smallest_count": counts[smallest]}
+    evidence: dict[str, Any] = {
+        "ratio": counts[largest] / max(counts[smallest], 1),
+        "largest_class": names[largest],
+        "largest_count": counts[largest],
+        "smallest_class": names[smallest],
+        "smallest_count": counts[smallest],
+    }
     results = facts.results or {}
     split = results.get("evaluated_split")
     scores = results.get(split) or {} if split else {}
@@ -174,14 +225,21 @@ def class_imbalance(facts: RunFacts) -> Finding | None:
     if ratio < IMBALANCE_INFO:
         return None
     severity = "critical" if ratio >= IMBALANCE_CRITICAL else "warning" if ratio >= IMBALANCE_WARNING else "info"
-    summary = (f"The largest training class ({evidence['largest_class']!r}, {evidence['largest_count']} images) has "
-               f"{ratio:.1f}x the images of the smallest ({evidence['smallest_class']!r}, "
-               f"{evidence['smallest_count']}).")
+    summary = (
+        f"The largest training class ({evidence['largest_class']!r}, {evidence['largest_count']} images) has "
+        f"{ratio:.1f}x the images of the smallest ({evidence['smallest_class']!r}, "
+        f"{evidence['smallest_count']})."
+    )
     if "macro_f1" in evidence:
-        summary += (f" On {evidence['evaluated_split']}: accuracy {evidence['accuracy']:.3f}, "
-                    f"macro F1 {evidence['macro_f1']:.3f}.")
-    words = ("cnnlab train has no class-weight or balanced-sampling option yet: oversample the small classes in the "
-             "data (or collect more of them), and judge the model by per-class recall and macro F1 "
-             "(`cnnlab evaluate RUN`), not accuracy.")
-    return make_finding(facts.config, "class_imbalance", severity, "Class imbalance in the training data",
-                        evidence, summary, {}, words)
+        summary += (
+            f" On {evidence['evaluated_split']}: accuracy {evidence['accuracy']:.3f}, "
+            f"macro F1 {evidence['macro_f1']:.3f}."
+        )
+    words = (
+        "cnnlab train has no class-weight or balanced-sampling option yet: oversample the small classes in the "
+        "data (or collect more of them), and judge the model by per-class recall and macro F1 "
+        "(`cnnlab evaluate RUN`), not accuracy."
+    )
+    return make_finding(
+        facts.config, "class_imbalance", severity, "Class imbalance in the training data", evidence, summary, {}, words
+    )

@@ -103,11 +103,18 @@ def high_variance(facts: RunFacts) -> Finding | None:
     severe = (v.gap_end or 0.0) >= GAP_CRITICAL or (v.gap_open and v.loss_turned)
     last, epoch_end = facts.last, curves.epoch_of(facts.history, -1)
     evidence = {
-        "train_accuracy_end": last.get("train_accuracy"), "val_accuracy_end": last.get("val_accuracy"),
-        "accuracy_gap_end": v.gap_end, "loss_gap_end": v.loss_gap_end,
-        "train_loss_end": last.get("train_loss"), "val_loss_end": last.get("val_loss"),
-        "best_epoch": facts.best_epoch, "accuracy_gap_best": v.gap_best, "loss_gap_best": v.loss_gap_best,
-        "gap_threshold": v.threshold, "gap_opened_epoch": None, "val_loss_min_epoch": None,
+        "train_accuracy_end": last.get("train_accuracy"),
+        "val_accuracy_end": last.get("val_accuracy"),
+        "accuracy_gap_end": v.gap_end,
+        "loss_gap_end": v.loss_gap_end,
+        "train_loss_end": last.get("train_loss"),
+        "val_loss_end": last.get("val_loss"),
+        "best_epoch": facts.best_epoch,
+        "accuracy_gap_best": v.gap_best,
+        "loss_gap_best": v.loss_gap_best,
+        "gap_threshold": v.threshold,
+        "gap_opened_epoch": None,
+        "val_loss_min_epoch": None,
     }
     sentences = [
         f"At the end (epoch {epoch_end}) train accuracy is {_percent(last.get('train_accuracy', 0))} but validation "
@@ -119,19 +126,31 @@ def high_variance(facts: RunFacts) -> Finding | None:
         sentences.append(f"The gap has stayed above {_points(v.threshold)} since epoch {evidence['gap_opened_epoch']}.")
     if v.loss_turned:
         turn = v.turn
-        evidence.update(val_loss_min_epoch=curves.epoch_of(facts.history, int(turn["index"])),
-                        val_loss_min=turn["val_loss_min"], val_loss_rise=turn["val_rise"],
-                        train_loss_fall=turn["train_fall"])
+        evidence.update(
+            val_loss_min_epoch=curves.epoch_of(facts.history, int(turn["index"])),
+            val_loss_min=turn["val_loss_min"],
+            val_loss_rise=turn["val_rise"],
+            train_loss_fall=turn["train_fall"],
+        )
         sentences.append(
             f"Validation loss bottomed at {turn['val_loss_min']:.3f} in epoch {evidence['val_loss_min_epoch']} and "
             f"then rose {_percent(turn['val_rise'])} while training loss fell {_percent(turn['train_fall'])}."
         )
     changes = remedies.regularize(facts, stronger=True)
-    words = ("Regularise harder: augment the data, add dropout and weight decay where missing, and stop early; "
-             "more training data is the surest cure (see limited_data).")
-    return make_finding(facts.config, "high_variance", "critical" if severe else "warning",
-                        "High variance: the model fits its training data far better than unseen data",
-                        evidence, " ".join(sentences), changes, words)
+    words = (
+        "Regularise harder: augment the data, add dropout and weight decay where missing, and stop early; "
+        "more training data is the surest cure (see limited_data)."
+    )
+    return make_finding(
+        facts.config,
+        "high_variance",
+        "critical" if severe else "warning",
+        "High variance: the model fits its training data far better than unseen data",
+        evidence,
+        " ".join(sentences),
+        changes,
+        words,
+    )
 
 
 def degradation(facts: RunFacts) -> tuple[float, bool]:
@@ -167,21 +186,38 @@ def trained_too_long(facts: RunFacts) -> Finding | None:
     if not (significant or variance(facts).loss_turned):
         return None
     seconds = _seconds_after(facts, facts.best_index)
-    evidence = {"monitor": facts.monitor, "best_epoch": facts.best_epoch, "epochs_run": facts.epochs_run,
-                "epochs_past_best": past, "best_value": facts.best.get(facts.monitor),
-                "end_value": facts.last.get(facts.monitor), "degradation": worse,
-                "seconds_past_best": seconds, "early_stopping_patience": patience}
+    evidence = {
+        "monitor": facts.monitor,
+        "best_epoch": facts.best_epoch,
+        "epochs_run": facts.epochs_run,
+        "epochs_past_best": past,
+        "best_value": facts.best.get(facts.monitor),
+        "end_value": facts.last.get(facts.monitor),
+        "degradation": worse,
+        "seconds_past_best": seconds,
+        "early_stopping_patience": patience,
+    }
     summary = (
         f"{facts.monitor} was best at epoch {facts.best_epoch} ({facts.best[facts.monitor]:.4f}) and ended at "
         f"{facts.last[facts.monitor]:.4f} after {past} more epochs ({seconds:.0f} s) "
         + ("without early stopping." if patience is None else f"because early stopping waits {patience} epochs.")
     )
     changes = remedies.early_stopping(facts)
-    words = (f"Stop once {facts.config.get('early_stopping', {}).get('monitor', 'val_loss')} has not improved for "
-             f"{remedies.patience_for(facts)} epochs; the best epoch's weights are restored at the end.")
+    words = (
+        f"Stop once {facts.config.get('early_stopping', {}).get('monitor', 'val_loss')} has not improved for "
+        f"{remedies.patience_for(facts)} epochs; the best epoch's weights are restored at the end."
+    )
     severity = "warning" if past >= 0.5 * facts.epochs_run else "info"
-    return make_finding(facts.config, "trained_too_long", severity, "Trained too long past the best epoch",
-                        evidence, summary, changes, words)
+    return make_finding(
+        facts.config,
+        "trained_too_long",
+        severity,
+        "Trained too long past the best epoch",
+        evidence,
+        summary,
+        changes,
+        words,
+    )
 
 
 def _fit_accuracy(facts: RunFacts) -> float | None:
@@ -216,10 +252,16 @@ def underfitting(facts: RunFacts) -> Finding | None:
         return None
     improving = _still_improving(facts)
     critical = fit < max(2 * facts.chance_accuracy, 0.5)
-    evidence = {"train_accuracy_end": facts.last.get("train_accuracy"), "val_accuracy_best": facts.best.get(
-        "val_accuracy"), "train_loss_end": facts.last.get("train_loss"), "chance_accuracy": facts.chance_accuracy,
-        "chance_loss": facts.chance_loss, "epochs_run": facts.epochs_run, "still_improving": improving,
-        "accuracy_gap_end": curves.accuracy_gap(facts.last)}
+    evidence = {
+        "train_accuracy_end": facts.last.get("train_accuracy"),
+        "val_accuracy_best": facts.best.get("val_accuracy"),
+        "train_loss_end": facts.last.get("train_loss"),
+        "chance_accuracy": facts.chance_accuracy,
+        "chance_loss": facts.chance_loss,
+        "epochs_run": facts.epochs_run,
+        "still_improving": improving,
+        "accuracy_gap_end": curves.accuracy_gap(facts.last),
+    }
     summary = (
         f"After {facts.epochs_run} epoch(s) the model gets only {_percent(fit)} right (train "
         f"{_percent(facts.last.get('train_accuracy', 0))}, best validation "
@@ -232,8 +274,17 @@ def underfitting(facts: RunFacts) -> Finding | None:
         words = "Train longer (the loss is still falling); if it then levels off below 90%, use a bigger model."
     else:
         changes = _bigger_model(facts)
-        words = ("Add capacity (a bigger model), train with a larger learning rate, or use less regularization; "
-                 "training longer will not help a plateau.")
-    return make_finding(facts.config, "underfitting", "critical" if critical else "warning",
-                        "Underfitting (high bias): the model does not fit its own training data",
-                        evidence, summary, changes, words)
+        words = (
+            "Add capacity (a bigger model), train with a larger learning rate, or use less regularization; "
+            "training longer will not help a plateau."
+        )
+    return make_finding(
+        facts.config,
+        "underfitting",
+        "critical" if critical else "warning",
+        "Underfitting (high bias): the model does not fit its own training data",
+        evidence,
+        summary,
+        changes,
+        words,
+    )

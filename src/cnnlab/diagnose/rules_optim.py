@@ -35,9 +35,14 @@ FAR_BELOW_TYPICAL = 30.0
 def _nonfinite_evidence(facts: RunFacts, index: int) -> dict[str, Any]:
     row = facts.history[index]
     losses = [v for v in curves.column(facts.history[:index], "train_loss") if math.isfinite(v)]
-    return {"epoch": curves.epoch_of(facts.history, index), "train_loss": str(row.get("train_loss")),
-            "val_loss": str(row.get("val_loss")), "last_finite_train_loss": losses[-1] if losses else None,
-            "lr": row.get("lr", facts.lr), "precision": facts.config.get("precision", "fp32")}
+    return {
+        "epoch": curves.epoch_of(facts.history, index),
+        "train_loss": str(row.get("train_loss")),
+        "val_loss": str(row.get("val_loss")),
+        "last_finite_train_loss": losses[-1] if losses else None,
+        "lr": row.get("lr", facts.lr),
+        "precision": facts.config.get("precision", "fp32"),
+    }
 
 
 def divergence(facts: RunFacts) -> Finding | None:
@@ -47,16 +52,25 @@ def divergence(facts: RunFacts) -> Finding | None:
     index = curves.first_nonfinite_index(facts.history)
     if index is not None:
         evidence = _nonfinite_evidence(facts, index)
-        summary = (f"The loss became {evidence['train_loss']} in epoch {evidence['epoch']} (learning rate "
-                   f"{evidence['lr']:g}); training stopped there.")
+        summary = (
+            f"The loss became {evidence['train_loss']} in epoch {evidence['epoch']} (learning rate "
+            f"{evidence['lr']:g}); training stopped there."
+        )
     else:
         end = float(facts.last.get("train_loss", 0.0))
         if end < DIVERGED_FACTOR * facts.chance_loss:
             return None
-        evidence = {"epoch": curves.epoch_of(facts.history, -1), "train_loss": end, "chance_loss": facts.chance_loss,
-                    "lr": facts.last.get("lr", facts.lr), "precision": facts.config.get("precision", "fp32")}
-        summary = (f"Training loss ended at {end:.3f}, {end / facts.chance_loss:.1f}x the {facts.chance_loss:.3f} of "
-                   "an untrained model.")
+        evidence = {
+            "epoch": curves.epoch_of(facts.history, -1),
+            "train_loss": end,
+            "chance_loss": facts.chance_loss,
+            "lr": facts.last.get("lr", facts.lr),
+            "precision": facts.config.get("precision", "fp32"),
+        }
+        summary = (
+            f"Training loss ended at {end:.3f}, {end / facts.chance_loss:.1f}x the {facts.chance_loss:.3f} of "
+            "an untrained model."
+        )
     changes: dict[str, Any] = {"optimizer.lr": facts.lr / 10}
     if not facts.config.get("grad_clip"):
         changes["grad_clip"] = 1.0
@@ -66,24 +80,32 @@ def divergence(facts: RunFacts) -> Finding | None:
     if evidence["precision"] == "fp16":
         changes["precision"] = "bf16"
         words += " fp16 overflows easily: use bf16 (same speed, fp32's range) or fp32."
-    return make_finding(facts.config, "divergence", "critical", "Divergence: the loss blew up", evidence, summary,
-                        changes, words)
+    return make_finding(
+        facts.config, "divergence", "critical", "Divergence: the loss blew up", evidence, summary, changes, words
+    )
 
 
 def _too_high(facts: RunFacts, losses: list[float]) -> tuple[str, dict[str, Any]] | None:
     floor = SPIKE_MIN_FRACTION_OF_CHANCE * facts.chance_loss
-    spikes = [(i, rise) for i, rise in curves.relative_increases(losses)
-              if rise >= LOSS_SPIKE and losses[i] - losses[i - 1] >= floor]
+    spikes = [
+        (i, rise)
+        for i, rise in curves.relative_increases(losses)
+        if rise >= LOSS_SPIKE and losses[i] - losses[i - 1] >= floor
+    ]
     if spikes:
         index, rise = max(spikes, key=lambda item: item[1])
         epoch = curves.epoch_of(facts.history, index)
-        return (f"Training loss jumped {100 * rise:.0f}% in epoch {epoch} ({losses[index - 1]:.3f} -> "
-                f"{losses[index]:.3f}); {len(spikes)} such spike(s).", {"spikes": len(spikes), "spike_epoch": epoch,
-                                                                         "largest_rise": rise})
+        return (
+            f"Training loss jumped {100 * rise:.0f}% in epoch {epoch} ({losses[index - 1]:.3f} -> "
+            f"{losses[index]:.3f}); {len(spikes)} such spike(s).",
+            {"spikes": len(spikes), "spike_epoch": epoch, "largest_rise": rise},
+        )
     if losses[0] >= BLOWUP_FACTOR * facts.chance_loss:
-        return (f"The first epoch's mean training loss {losses[0]:.3f} is {losses[0] / facts.chance_loss:.1f}x the "
-                f"{facts.chance_loss:.3f} an untrained model starts at: the first steps blew it up.",
-                {"first_epoch_loss": losses[0]})
+        return (
+            f"The first epoch's mean training loss {losses[0]:.3f} is {losses[0] / facts.chance_loss:.1f}x the "
+            f"{facts.chance_loss:.3f} an untrained model starts at: the first steps blew it up.",
+            {"first_epoch_loss": losses[0]},
+        )
     return None
 
 
@@ -101,10 +123,12 @@ def _too_slow(facts: RunFacts, losses: list[float]) -> tuple[str, dict[str, Any]
     first, second = curves.half_drops(losses)
     if first <= 0 or second < LINEAR_RATIO * first:
         return None
-    return (f"Training loss fell steadily but slowly and in a near straight line ({losses[0]:.3f} -> {losses[-1]:.3f}; "
-            f"the second half of the run dropped {second / first:.0%} as much as the first), still above half of the "
-            f"{facts.chance_loss:.3f} an untrained model starts at.", {"first_half_drop": first,
-                                                                      "second_half_drop": second})
+    return (
+        f"Training loss fell steadily but slowly and in a near straight line ({losses[0]:.3f} -> {losses[-1]:.3f}; "
+        f"the second half of the run dropped {second / first:.0%} as much as the first), still above half of the "
+        f"{facts.chance_loss:.3f} an untrained model starts at.",
+        {"first_half_drop": first, "second_half_drop": second},
+    )
 
 
 def _diagnose_rate(facts: RunFacts, losses: list[float]) -> tuple[str, str, dict[str, Any]] | None:
@@ -114,9 +138,11 @@ def _diagnose_rate(facts: RunFacts, losses: list[float]) -> tuple[str, str, dict
         return ("high", *high)
     if _stuck_at_chance(facts, losses) and not curves.is_steadily_decreasing(losses, tolerance=0.01):
         small = facts.lr <= remedies.typical_lr(facts) / FAR_BELOW_TYPICAL
-        sentence = (f"Training loss stayed at chance level ({losses[-1]:.3f} vs ln K = {facts.chance_loss:.3f}) for "
-                    f"{len(losses)} epoch(s) with learning rate {facts.lr:g} (typical for {facts.optimizer_name}: "
-                    f"{remedies.typical_lr(facts):g}).")
+        sentence = (
+            f"Training loss stayed at chance level ({losses[-1]:.3f} vs ln K = {facts.chance_loss:.3f}) for "
+            f"{len(losses)} epoch(s) with learning rate {facts.lr:g} (typical for {facts.optimizer_name}: "
+            f"{remedies.typical_lr(facts):g})."
+        )
         return ("low" if small else "high", sentence, {"stuck_at_chance": True})
     slow = _too_slow(facts, losses)
     return ("low", *slow) if slow else None
@@ -132,16 +158,26 @@ def learning_rate(facts: RunFacts) -> Finding | None:
         return None
     direction, sentence, extra = found
     typical = remedies.typical_lr(facts)
-    evidence = {"direction": direction, "lr": facts.lr, "optimizer": facts.optimizer_name, "typical_lr": typical,
-                "train_loss_first": losses[0], "train_loss_end": losses[-1], "chance_loss": facts.chance_loss, **extra}
+    evidence = {
+        "direction": direction,
+        "lr": facts.lr,
+        "optimizer": facts.optimizer_name,
+        "typical_lr": typical,
+        "train_loss_first": losses[0],
+        "train_loss_end": losses[-1],
+        "chance_loss": facts.chance_loss,
+        **extra,
+    }
     if direction == "high":
         changes: dict[str, Any] = {"optimizer.lr": facts.lr / 10}
         words = "Lower the learning rate tenfold (or run a learning-rate range test, Smith 2017)."
         title = "Learning rate too high: the training loss jumps instead of falling"
     else:
         changes = {"optimizer.lr": typical if facts.lr < typical / 10 else facts.lr * 3}
-        words = (f"Raise the learning rate (to {changes['optimizer.lr']:g}); with {facts.optimizer_name} "
-                 f"{typical:g} is the usual start.")
+        words = (
+            f"Raise the learning rate (to {changes['optimizer.lr']:g}); with {facts.optimizer_name} "
+            f"{typical:g} is the usual start."
+        )
         title = "Learning rate too low: the training loss falls far too slowly"
     severity = "critical" if "stuck_at_chance" in extra else "warning"
     return make_finding(facts.config, "learning_rate", severity, title, evidence, sentence, changes, words)

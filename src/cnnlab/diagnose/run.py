@@ -83,8 +83,9 @@ def fixed_config(diagnosis: Diagnosis, out: str | None = None, only: list[str] |
     return prescribe.prescribed_config(diagnosis.config, changes, out or f"{diagnosis.run_dir.rstrip('/')}_fixed")
 
 
-def write_fixed_config(diagnosis: Diagnosis, path: str | Path, out: str | None = None,
-                       only: list[str] | None = None) -> TrainConfig:
+def write_fixed_config(
+    diagnosis: Diagnosis, path: str | Path, out: str | None = None, only: list[str] | None = None
+) -> TrainConfig:
     """Write `fixed_config(...)` as YAML at `path` (ready for `cnnlab train --config path`)."""
     config = fixed_config(diagnosis, out, only)
     prescribe.write_config(config, path)

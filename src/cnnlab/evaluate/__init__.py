@@ -9,5 +9,11 @@ from cnnlab.evaluate.metrics import (
     per_class_scores,
 )
 
-__all__ = ["ClassificationReport", "classification_report", "collect_logits", "confusion_matrix",
-           "loss_and_accuracy", "per_class_scores"]
+__all__ = [
+    "ClassificationReport",
+    "classification_report",
+    "collect_logits",
+    "confusion_matrix",
+    "loss_and_accuracy",
+    "per_class_scores",
+]

@@ -51,8 +51,12 @@ def per_class_scores(matrix: torch.Tensor) -> dict[str, list[float]]:
     recall = torch.where(support > 0, true_positive / support.clamp(min=1), torch.zeros_like(support))
     denominator = precision + recall
     f1 = torch.where(denominator > 0, 2 * precision * recall / denominator.clamp(min=1e-12), torch.zeros_like(support))
-    return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(),
-            "support": support.long().tolist()}
+    return {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": support.long().tolist(),
+    }
 
 
 @dataclass
@@ -74,10 +78,15 @@ class ClassificationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "loss": self.loss, "accuracy": self.accuracy, "top5_accuracy": self.top5_accuracy,
-            "macro_f1": self.macro_f1, "balanced_accuracy": self.balanced_accuracy, "classes": self.classes,
-            "per_class": {name: {key: values[i] for key, values in self.per_class.items()}
-                          for i, name in enumerate(self.classes)},
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "top5_accuracy": self.top5_accuracy,
+            "macro_f1": self.macro_f1,
+            "balanced_accuracy": self.balanced_accuracy,
+            "classes": self.classes,
+            "per_class": {
+                name: {key: values[i] for key, values in self.per_class.items()} for i, name in enumerate(self.classes)
+            },
             "confusion_matrix": self.confusion,
         }
 
@@ -100,5 +109,7 @@ def classification_report(logits: torch.Tensor, labels: torch.Tensor, classes: l
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    return {"loss": float(F.cross_entropy(logits, labels.long())),
-            "accuracy": float((logits.argmax(1) == labels).double().mean())}
+    return {
+        "loss": float(F.cross_entropy(logits, labels.long())),
+        "accuracy": float((logits.argmax(1) == labels).double().mean()),
+    }

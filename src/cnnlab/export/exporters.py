@@ -51,8 +51,14 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, opset: int
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, (example,), str(path), input_names=["images"], output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset, dynamo=False,
+            module,
+            (example,),
+            str(path),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
         )
 
 
@@ -70,8 +76,9 @@ def export_torchscript(module: nn.Module, example: torch.Tensor, path: Path) -> 
     traced.save(str(path))
 
 
-def export_run(run_dir: str | Path, format: str = "onnx", out: str | Path | None = None, opset: int = 17,
-               tolerance: float = 1e-4) -> ExportResult:
+def export_run(
+    run_dir: str | Path, format: str = "onnx", out: str | Path | None = None, opset: int = 17, tolerance: float = 1e-4
+) -> ExportResult:
     """Export the run's best model; raises if the exported model's logits differ from eager by > tolerance."""
     if format not in FORMATS:
         raise ConfigError(f"--format: unknown export format {format!r}; choose {', '.join(FORMATS)}")
@@ -93,9 +100,17 @@ def export_run(run_dir: str | Path, format: str = "onnx", out: str | Path | None
     if difference > tolerance:
         raise CnnlabError(f"{path}: exported model differs from eager by {difference:.2e} (> {tolerance:.0e})")
     metadata_path = path.with_suffix(path.suffix + ".json")
-    metadata_path.write_text(json.dumps({
-        "format": format, "input": {"name": "images", "dtype": "uint8", "shape": ["batch", *run.input_shape]},
-        "output": {"name": "logits", "classes": run.classes}, "max_abs_difference": difference,
-        "normalization": run.meta["normalization"], "source_run": str(run.run_dir),
-    }, indent=2))
+    metadata_path.write_text(
+        json.dumps(
+            {
+                "format": format,
+                "input": {"name": "images", "dtype": "uint8", "shape": ["batch", *run.input_shape]},
+                "output": {"name": "logits", "classes": run.classes},
+                "max_abs_difference": difference,
+                "normalization": run.meta["normalization"],
+                "source_run": str(run.run_dir),
+            },
+            indent=2,
+        )
+    )
     return ExportResult(path, format, difference, metadata_path)

@@ -1,9 +1,8 @@
 """The model zoo: `create(name, num_classes=..., in_channels=...)` over one registry."""
 
-from cnnlab.models.registry import create, get_entry, list_models, register_model
-
 # Importing each family registers its builders.
-from cnnlab.models import lenet, alexnet, vgg, resnet, resnet_cifar  # noqa: E402, F401, I001
+from cnnlab.models import alexnet, lenet, resnet, resnet_cifar, vgg  # noqa: E402, F401, I001
+from cnnlab.models.registry import create, get_entry, list_models, register_model
 from cnnlab.models.weights import load_torchvision_weights  # noqa: E402
 
 __all__ = ["create", "get_entry", "list_models", "register_model", "load_torchvision_weights"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,9 +43,14 @@ def _ensure_loaded() -> None:
     import cnnlab.models  # noqa: F401
 
 
+def _natural_key(name: str) -> list:
+    # resnet18 before resnet101: compare digit runs as numbers
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def list_models() -> list[str]:
     _ensure_loaded()
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY, key=_natural_key)
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -3,5 +3,12 @@
 from cnnlab.train.config import EarlyStoppingConfig, OptimizerConfig, ScheduleConfig, TrainConfig
 from cnnlab.train.fit import FitResult, fit, resume_config
 
-__all__ = ["EarlyStoppingConfig", "FitResult", "OptimizerConfig", "ScheduleConfig", "TrainConfig", "fit",
-           "resume_config"]
+__all__ = [
+    "EarlyStoppingConfig",
+    "FitResult",
+    "OptimizerConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "fit",
+    "resume_config",
+]

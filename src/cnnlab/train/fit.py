@@ -47,8 +47,15 @@ def load_data(config: TrainConfig):
     if resize is not None and len(resize) == 1:
         resize = (resize[0], resize[0])
     val_split = 0.0 if config.train_samples else config.val_split
-    splits = load_dataset(config.data, format=config.data_format, test_path=config.test_data,
-                          val_split=val_split, seed=config.seed, resize=resize, channels=config.channels)
+    splits = load_dataset(
+        config.data,
+        format=config.data_format,
+        test_path=config.test_data,
+        val_split=val_split,
+        seed=config.seed,
+        resize=resize,
+        channels=config.channels,
+    )
     return limit_training_samples(splits, config) if config.train_samples else splits
 
 
@@ -78,19 +85,31 @@ def _run_meta(config: TrainConfig, splits, spec: dict[str, Any], normalizer, par
         "normalization": normalizer.to_dict(),
         "parameters": params,
         "device": str(device),
-        "data": {"source": splits.source, "format": splits.format, "class_counts": splits.class_counts(),
-                 "sizes": {name: len(s) for name in ("train", "val", "test") if (s := getattr(splits, name))}},
+        "data": {
+            "source": splits.source,
+            "format": splits.format,
+            "class_counts": splits.class_counts(),
+            "sizes": {name: len(s) for name in ("train", "val", "test") if (s := getattr(splits, name))},
+        },
         "regularization": {
-            "augment": dict(config.augment), "dropout": spec.get("options", {}).get("dropout", config.dropout),
-            "batch_norm": config.batch_norm, "weight_decay": config.optimizer.weight_decay, "l1": config.l1,
-            "l2": config.l2, "label_smoothing": config.label_smoothing,
+            "augment": dict(config.augment),
+            "dropout": spec.get("options", {}).get("dropout", config.dropout),
+            "batch_norm": config.batch_norm,
+            "weight_decay": config.optimizer.weight_decay,
+            "l1": config.l1,
+            "l2": config.l2,
+            "label_smoothing": config.label_smoothing,
             "early_stopping": config.early_stopping.patience is not None,
         },
     }
 
 
-def fit(config: TrainConfig, resume: str | Path | None = None, overwrite: bool = False,
-        callbacks: list[cb.Callback] | None = None) -> FitResult:
+def fit(
+    config: TrainConfig,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    callbacks: list[cb.Callback] | None = None,
+) -> FitResult:
     """Train as the config says; with `resume`, continue the run in that folder exactly where it stopped.
 
     `callbacks` run after the built-in ones (so a checkpoint of the epoch exists when they are called).
@@ -121,16 +140,23 @@ def fit(config: TrainConfig, resume: str | Path | None = None, overwrite: bool =
     train_model = torch.compile(model) if config.compile else model
 
     def train_batches():
-        return make_batches(splits.train, config.batch_size, shuffle=True, generator=generator,
-                            num_workers=config.workers, augment=augment)
+        return make_batches(
+            splits.train,
+            config.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=config.workers,
+            augment=augment,
+        )
 
     val_set = splits.val
 
     def validate(current) -> dict[str, float]:
         if val_set is None:
             return {}
-        logits, labels = collect_logits(current, make_batches(val_set, config.eval_batch_size, shuffle=False),
-                                        prepare, device, settings.autocast())
+        logits, labels = collect_logits(
+            current, make_batches(val_set, config.eval_batch_size, shuffle=False), prepare, device, settings.autocast()
+        )
         return {f"val_{k}": v for k, v in loss_and_accuracy(logits, labels).items()}
 
     es = config.early_stopping
@@ -147,8 +173,20 @@ def fit(config: TrainConfig, resume: str | Path | None = None, overwrite: bool =
     callbacks += user_callbacks
 
     trainer = Trainer(
-        train_model, optimizer, train_batches, steps_per_epoch, prepare, validate, settings, config.epochs,
-        scheduler, unit, WeightPenalty(model, config.l1, config.l2), callbacks, generator, unwrapped_model=model,
+        train_model,
+        optimizer,
+        train_batches,
+        steps_per_epoch,
+        prepare,
+        validate,
+        settings,
+        config.epochs,
+        scheduler,
+        unit,
+        WeightPenalty(model, config.l1, config.l2),
+        callbacks,
+        generator,
+        unwrapped_model=model,
     )
     if resume:
         trainer.load_full_state(load_checkpoint(Path(resume) / "last.pt", map_location=device))
@@ -165,13 +203,19 @@ def evaluate_after_fit(model, splits, prepare, device, settings, config, trainer
 
     split_name = "test" if splits.test is not None else "val" if splits.val is not None else "train"
     imageset = getattr(splits, split_name)
-    logits, labels = collect_logits(model, make_batches(imageset, config.eval_batch_size, shuffle=False),
-                                    prepare, device, settings.autocast())
+    logits, labels = collect_logits(
+        model, make_batches(imageset, config.eval_batch_size, shuffle=False), prepare, device, settings.autocast()
+    )
     report = classification_report(logits, labels, list(splits.classes))
     history = trainer.history
     return {
-        split_name: {"accuracy": report.accuracy, "loss": report.loss, "top5_accuracy": report.top5_accuracy,
-                     "macro_f1": report.macro_f1, "samples": len(labels)},
+        split_name: {
+            "accuracy": report.accuracy,
+            "loss": report.loss,
+            "top5_accuracy": report.top5_accuracy,
+            "macro_f1": report.macro_f1,
+            "samples": len(labels),
+        },
         "evaluated_split": split_name,
         "best_epoch": trainer.restored_epoch,
         "epochs_run": len(history),

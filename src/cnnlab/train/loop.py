@@ -125,8 +125,14 @@ class Trainer:
                 callback.on_batch_end(self, step, len(y))
         loss, accuracy = self.running_metrics()
         seconds = time.perf_counter() - start
-        return {"epoch": epoch, "train_loss": loss, "train_accuracy": accuracy, "lr": lr,
-                "epoch_seconds": seconds, "images_per_second": self._seen / max(seconds, 1e-9)}
+        return {
+            "epoch": epoch,
+            "train_loss": loss,
+            "train_accuracy": accuracy,
+            "lr": lr,
+            "epoch_seconds": seconds,
+            "images_per_second": self._seen / max(seconds, 1e-9),
+        }
 
     def fit(self) -> list[dict[str, float]]:
         for callback in self.callbacks:

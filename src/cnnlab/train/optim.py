@@ -55,8 +55,9 @@ def _decay_factor(config: ScheduleConfig, epoch: float, epochs: int, base_lr: fl
         t = min(max(epoch - config.warmup_epochs, 0.0) / span, 1.0)
         floor = config.min_lr / base_lr if base_lr else 0.0
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-    raise ConfigError(f"schedule.name: unknown schedule {config.name!r}; choose none, step, multistep, cosine, "
-                      "onecycle or plateau")
+    raise ConfigError(
+        f"schedule.name: unknown schedule {config.name!r}; choose none, step, multistep, cosine, onecycle or plateau"
+    )
 
 
 def build_scheduler(
@@ -67,8 +68,11 @@ def build_scheduler(
     base_lr = optimizer.param_groups[0]["lr"]
     if name == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], epochs=epochs,
-            steps_per_epoch=steps_per_epoch, pct_start=config.pct_start,
+            optimizer,
+            max_lr=[g["lr"] for g in optimizer.param_groups],
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            pct_start=config.pct_start,
         )
         return sched, "step"
     if name == "plateau":

@@ -81,8 +81,10 @@ def choose_run_dir(config: TrainConfig, overwrite: bool) -> Path:
 
 def write_run_files(run_dir: Path, config: TrainConfig, meta: dict[str, Any]) -> None:
     save_config(config, run_dir / "config.yaml")
-    meta = {**meta, "versions": {"cnnlab": cnnlab.__version__, "torch": torch.__version__,
-                                 "python": platform.python_version()}}
+    meta = {
+        **meta,
+        "versions": {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
     (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
 
 

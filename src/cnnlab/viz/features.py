@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cnnlab.viz.images import colorize, enlarge, normalise, save_png, tile_grid
-from cnnlab.viz.trace import TracedModule, contains_conv, features_of, top_level, trace_features
+from cnnlab.viz.trace import TracedModule, contains_conv, evaluating, features_of, top_level, trace_features
 
 
 @dataclass
@@ -68,7 +68,8 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureStage]:
 
     handles = [g[-1].module.register_forward_hook(keep(g[-1].name)) for g in groups]
     try:
-        features_of(model, x[:1])
+        with evaluating(model):
+            features_of(model, x[:1])
     finally:
         for handle in handles:
             handle.remove()

@@ -22,7 +22,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.viz.images import colorize, display_image, enlarge, tile_grid
-from cnnlab.viz.trace import find_module, is_activation, is_conv, is_norm, trace_features
+from cnnlab.viz.trace import evaluating, find_module, is_activation, is_conv, is_norm, trace_features
 
 
 @dataclass
@@ -80,8 +80,8 @@ def grad_cam(
     """Grad-CAM of `x` (a preprocessed N×C×H×W batch) for `class_index` (default: each image's prediction).
 
     The score differentiated is the model's output (logits; log-probabilities for a net ending in a softmax head,
-    which the paper also allows). Each image's gradient only involves its own score: the model must be in eval
-    mode, so that batch norm does not mix images.
+    which the paper also allows). The model runs in eval mode (restored afterwards), so batch norm does not mix
+    the images of the batch and each image's gradient involves only its own score.
 
     Raises:
         ConfigError: `layer` is not a module of the model, or the model has no spatial conv layer.
@@ -90,7 +90,9 @@ def grad_cam(
     target = find_module(model, layer)
     captured: list[torch.Tensor] = []
 
-    def capture(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+    def capture(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor | None:
+        if not isinstance(output, torch.Tensor) or output.ndim != 4:
+            return None
         # The rest of the net gets a copy: an in-place op after the target (ReLU(inplace=True)) would otherwise
         # overwrite the captured activation, and the conv's output would silently become the ReLU's.
         captured.append(output)
@@ -98,13 +100,13 @@ def grad_cam(
 
     handle = target.register_forward_hook(capture)
     try:
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), evaluating(model):
             inputs = x.detach().clone().requires_grad_(True)  # gradients flow even through frozen weights
             logits = model(inputs).float()
+            if not captured:
+                raise ConfigError(f"layer {layer!r} gave no N×C×H×W feature map in the forward pass")
             classes = _class_tensor(class_index, logits)
             activation = captured[-1]
-            if activation.ndim != 4:
-                raise ConfigError(f"layer {layer!r} outputs shape {tuple(activation.shape)}, not an N×C×H×W map")
             score = logits.gather(1, classes[:, None]).sum()
             gradient = torch.autograd.grad(score, activation)[0]
     finally:

@@ -7,7 +7,9 @@ attribute names, so the same code works whether the convs sit in `features`, in 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +48,17 @@ def is_norm(module: nn.Module) -> bool:
     return isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
 
 
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the duration: a look inside must not update batch-norm statistics or drop units."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def features_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's feature map: `forward_features` where the model has the zoo interface, else its full output."""
     forward = getattr(model, "forward_features", None)
@@ -67,7 +80,8 @@ def trace_features(model: nn.Module, x: torch.Tensor) -> list[TracedModule]:
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in model.named_modules() if n]
     try:
-        features_of(model, x[:1])
+        with evaluating(model):
+            features_of(model, x[:1])
     finally:
         for handle in handles:
             handle.remove()

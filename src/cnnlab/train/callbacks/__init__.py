@@ -6,5 +6,13 @@ from cnnlab.train.callbacks.early_stopping import EarlyStopping, MetricTracker, 
 from cnnlab.train.callbacks.logging import MetricsLogger, TensorBoardLogger
 from cnnlab.train.callbacks.progress import ProgressBar
 
-__all__ = ["Callback", "EarlyStopping", "MetricTracker", "MetricsLogger", "ModelCheckpoint", "ProgressBar",
-           "TensorBoardLogger", "infer_mode"]
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "MetricTracker",
+    "MetricsLogger",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "TensorBoardLogger",
+    "infer_mode",
+]

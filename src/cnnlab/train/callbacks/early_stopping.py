@@ -67,8 +67,14 @@ class EarlyStopping(Callback):
     restore_best_weights, applied whether or not training stopped early).
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int | None = None, mode: str = "auto",
-                 min_delta: float = 0.0, restore_best: bool = True) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int | None = None,
+        mode: str = "auto",
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+    ) -> None:
         self.tracker = MetricTracker(monitor, mode, min_delta)
         self.patience = patience
         self.restore_best = restore_best
@@ -95,8 +101,12 @@ class EarlyStopping(Callback):
             trainer.restored_epoch = self.tracker.best_epoch
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self.tracker.state_dict(), "wait": self.wait, "stopped_epoch": self.stopped_epoch,
-                "best_weights": self.best_weights}
+        return {
+            **self.tracker.state_dict(),
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+            "best_weights": self.best_weights,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tracker.load_state_dict(state)

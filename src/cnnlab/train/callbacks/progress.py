@@ -19,8 +19,14 @@ class ProgressBar(Callback):
         self.bar: tqdm | None = None
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
-        self.bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
-                        leave=False, file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=trainer.steps_per_epoch,
+            desc=f"epoch {epoch}/{self.epochs}",
+            unit="batch",
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         self.start, self.images = time.perf_counter(), 0
 
     def on_batch_end(self, trainer, step: int, batch_size: int) -> None:
@@ -38,5 +44,7 @@ class ProgressBar(Callback):
             self.bar.close()
             self.bar = None
         parts = [f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("train_", "val_"))]
-        tqdm.write(f"epoch {epoch}/{self.epochs}  " + "  ".join(parts) + f"  ({metrics['epoch_seconds']:.1f}s)",
-                   file=sys.stderr)
+        tqdm.write(
+            f"epoch {epoch}/{self.epochs}  " + "  ".join(parts) + f"  ({metrics['epoch_seconds']:.1f}s)",
+            file=sys.stderr,
+        )
