@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints/ci.txt
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(BIN)/cnnlab train --config examples/lenet5_mnist.yaml
+	$(BIN)/cnnlab train --config examples/lenet5_mnist.yaml --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
