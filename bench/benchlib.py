@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -115,7 +115,11 @@ def append_results(title: str, threads: int, table: str, notes: Sequence[str] = 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Silence progress bars and warnings of a contender (their cost is still paid: output goes to a buffer)."""
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stderr(io.StringIO()),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         yield
 
@@ -167,6 +171,48 @@ def affine_from(mean: Sequence[float], std: Sequence[float]) -> tuple[torch.Tens
     return 1.0 / std_t / 255.0, -mean_t / std_t
 
 
+class HandLoop:
+    """The minimal PyTorch training loop, one epoch per `epoch()` call (seconds of that epoch).
+
+    Shuffle by permutation + index_select on the uint8 tensor, normalise with one addcmul, Adam, cross-entropy;
+    no metrics, no host syncs, no callbacks; perf_counter around the batches only.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: Sequence[float],
+        std: Sequence[float],
+        batch_size: int,
+        lr: float = 1e-3,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        self.scale, self.shift = affine_from(mean, std)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(memory_format=self.memory_format)
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def epoch(self) -> float:
+        model, optimizer, batch_size = self.model, self.optimizer, self.batch_size
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(len(self.labels), generator=self.generator)
+        for first in range(0, len(self.labels), batch_size):
+            index = order[first : first + batch_size]
+            x = torch.addcmul(self.shift, self.images.index_select(0, index).float(), self.scale)
+            x = x.contiguous(memory_format=self.memory_format)
+            loss = F.cross_entropy(model(x), self.labels.index_select(0, index))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return time.perf_counter() - start
+
+
 def hand_loop(
     model: torch.nn.Module,
     images: torch.Tensor,
@@ -178,37 +224,10 @@ def hand_loop(
     lr: float = 1e-3,
     seed: int = 0,
     channels_last: bool = False,
-    on_epoch: Callable[[int], None] | None = None,
 ) -> list[float]:
-    """The minimal PyTorch training loop: seconds of each epoch (perf_counter around the batches only).
-
-    Shuffle by permutation + index_select on the uint8 tensor, normalise with one addcmul, Adam, cross-entropy;
-    no metrics, no host syncs, no callbacks. `on_epoch(epoch)` runs after each timed epoch (e.g. a test).
-    """
-    scale, shift = affine_from(mean, std)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    seconds = []
-    model.train()
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        order = torch.randperm(len(labels), generator=generator)
-        for first in range(0, len(labels), batch_size):
-            index = order[first : first + batch_size]
-            x = torch.addcmul(shift, images.index_select(0, index).float(), scale)
-            x = x.contiguous(memory_format=memory_format)
-            loss = F.cross_entropy(model(x), labels.index_select(0, index))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        seconds.append(time.perf_counter() - start)
-        if on_epoch is not None:
-            on_epoch(epoch)
-            model.train()
-    return seconds
+    """Seconds of each of `epochs` epochs of the HandLoop."""
+    loop = HandLoop(model, images, labels, mean, std, batch_size, lr, seed, channels_last)
+    return [loop.epoch() for _ in range(epochs)]
 
 
 @torch.inference_mode()

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from benchlib import append_results, choose_threads, cifar_folder, load_average, markdown_table, median
 
-import torch
 from cnnlab.data import build_augmenter, load_dataset, make_batches
 
 BATCH = 256
@@ -121,10 +121,13 @@ def main() -> None:
     print(table)
     notes = [
         f"{images:,} JPEG images ({folder.name}), batch {BATCH}, crop 4 (pad + random crop) + horizontal flip, "
-        f"uint8 out; best of {repeats} alternated repeats; torch threads {threads} (cnnlab's decoder pool: 2 per core).",
+        f"uint8 out; best of {repeats} alternated repeats; torch threads {threads} "
+        "(cnnlab's JPEG decoder pool: 2 threads per core).",
     ]
     if not args.no_record:
-        append_results("Data path: decode + augment" + (" (quick)" if args.quick else ""), threads, table, notes, load_before)
+        append_results(
+            "Data path: decode + augment" + (" (quick)" if args.quick else ""), threads, table, notes, load_before
+        )
     print(f"data path ratio (cnnlab first epoch / torchvision defaults): {rows[0][2]:.2f}")
 
 

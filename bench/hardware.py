@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchlib import append_results, choose_threads, hand_loop, load_average, markdown_table, median
-
 import torch
 import torch.nn.functional as F
+from benchlib import append_results, choose_threads, hand_loop, load_average, markdown_table, median
+
 from cnnlab.models import create
 from cnnlab.summary import summarize
 
@@ -100,7 +100,9 @@ def main() -> None:
             rate = training_rate(name, shape, batch, quick if args.quick else full, channels_last)
             achieved = macs * 2 * 3 * rate / 1e9
             layout = "NHWC" if channels_last else "NCHW"
-            rows.append([name, "x".join(map(str, shape)), layout, batch, f"{macs / 1e6:.2f} M", rate, achieved, achieved / peak])
+            rows.append(
+                [name, "x".join(map(str, shape)), layout, batch, f"{macs / 1e6:.2f} M", rate, achieved, achieved / peak]
+            )
             print(f"  {name} {layout}: {rate:,.0f} img/s, {achieved:.1f} GFLOP/s", flush=True)
     header = ["model", "input", "layout", "batch", "fwd MACs", "train img/s", "achieved GFLOP/s", "fraction of peak"]
     table = markdown_table(header, rows)

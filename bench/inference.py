@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from benchlib import (
     MNIST,
     append_results,
@@ -28,7 +29,6 @@ from benchlib import (
     write_cifar_like_npz,
 )
 
-import torch
 from cnnlab.config import build_dataclass
 from cnnlab.export import export_run
 from cnnlab.export.exporters import ImageClassifier
@@ -97,15 +97,21 @@ def main() -> None:
         for model, data, shape in [("lenet5_modern", str(MNIST), (1, 28, 28)), ("resnet20", str(cifar), (3, 32, 32))]:
             run_dir = trained_run(model, data, shape, Path(tmp) / model, threads)
             f = compare(run_dir, threads, args.quick)
-            rows.append([model, "batch 1 latency (ms)", f["eager 1"] * 1e3, f["ort 1"] * 1e3, f["eager 1"] / f["ort 1"]])
-            rows.append([model, "batch 256 (images/s)", 256 / f["eager 256"], 256 / f["ort 256"], f["eager 256"] / f["ort 256"]])
+            rows.append(
+                [model, "batch 1 latency (ms)", f["eager 1"] * 1e3, f["ort 1"] * 1e3, f["eager 1"] / f["ort 1"]]
+            )
+            rows.append(
+                [model, "batch 256 (images/s)", 256 / f["eager 256"], 256 / f["ort 256"], f["eager 256"] / f["ort 256"]]
+            )
             print(f"  {model}: batch 1 eager {f['eager 1'] * 1e3:.3f} ms, ort {f['ort 1'] * 1e3:.3f} ms", flush=True)
     header = ["model", "measure", "PyTorch eager", "ONNX Runtime", "ORT speed-up (eager time / ORT time)"]
     table = markdown_table(header, rows)
     print(table)
     if not args.no_record:
         notes = ["uint8 images in, logits out (preprocessing inside both); median of alternated blocks of calls."]
-        append_results("Inference: eager vs ONNX Runtime" + (" (quick)" if args.quick else ""), threads, table, notes, load_before)
+        append_results(
+            "Inference: eager vs ONNX Runtime" + (" (quick)" if args.quick else ""), threads, table, notes, load_before
+        )
     for row in rows:
         print(f"onnxruntime speed-up {row[0]} {row[1]}: {row[4]:.2f}")
 

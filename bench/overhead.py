@@ -3,16 +3,20 @@
     python bench/overhead.py            # LeNet-5 (modern and paper) on MNIST, ResNet-20 on CIFAR-shaped data
     python bench/overhead.py --quick    # shorter; under 2 minutes; last line `overhead ratio: X`
 
-What is equal in both contenders: the model (same builder, same seed), the uint8 training tensor (the one `fit`
-loads, subset included), the normalisation (the training split's mean/std, one addcmul), batch size, Adam and
-its learning rate, the thread count. Neither validates during the timed epochs: `fit` runs with val_split 0
-(its test evaluation comes after training, outside `epoch_seconds`), the hand loop has no validation. `fit`
-runs with its defaults otherwise: progress bar on (into a buffer), metrics accumulated per step, LR scheduler
-stepped per batch, checkpoints between epochs (not inside `epoch_seconds`; reported apart as fixed cost).
+What is equal in both contenders: the model (same builder, same seed, so the same initial weights), the uint8
+training tensor (the one `fit` loads, subset included), the normalisation (the training split's mean/std, one
+addcmul per batch), batch size, Adam and its learning rate, the thread count. Neither validates during the
+timed epochs: `fit` runs with val_split 0 (its test evaluation comes after training, outside `epoch_seconds`),
+the hand loop has no validation. `fit` otherwise runs with its defaults: progress bar on (into a buffer),
+loss and accuracy accumulated on the device every step, LR scheduler stepped per batch, metrics files and
+checkpoints written between epochs (not inside `epoch_seconds`: reported apart as fit's fixed cost).
 
-Timing: `fit`'s own `epoch_seconds` from its history; perf_counter around the hand loop's batches. The first
-epoch of each run is a warm-up and is dropped. Rounds alternate the order (cnnlab first, then the loop first)
-so that drift in the machine's load cancels; the ratio is the median of the per-round ratios.
+Interleaving, epoch by epoch: the hand loop (its own copy of the model and optimizer) runs one epoch from a
+callback of the same `fit` call, before cnnlab's epoch on odd epochs and after it on even ones, outside fit's
+timer. Each cnnlab epoch thus has a hand-loop epoch next to it in time, and drift in the machine's load (other
+processes on the cores) cancels in the pair. Timing: `fit`'s own `epoch_seconds` from its history;
+perf_counter around the hand loop's batches. Epoch 1 of both is a warm-up and is dropped; the ratio is the
+median over pairs of (cnnlab images/s / hand-loop images/s), over `rounds` separate `fit` calls.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from benchlib import (
     MNIST,
+    HandLoop,
     append_results,
     choose_threads,
-    hand_loop,
     load_average,
     markdown_table,
     median,
@@ -36,10 +41,10 @@ from benchlib import (
     write_cifar_like_npz,
 )
 
-import torch
 from cnnlab.config import build_dataclass
 from cnnlab.data import Normalizer
 from cnnlab.models import create
+from cnnlab.train.callbacks import Callback
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.fit import fit, load_data
 
@@ -51,34 +56,39 @@ class Workload:
     data: str
     train_samples: int | None
     epochs: int  # measured epochs; one warm-up epoch is added
-    rounds: int
+    rounds: int = 1
     batch_size: int = 256
 
 
-@dataclass
-class Round:
-    cnnlab: float  # images/s, median over measured epochs
-    loop: float
-    fixed_seconds: float  # fit's wall time outside its training epochs (setup, checkpoints, test evaluation)
+class PairedHandLoop(Callback):
+    """Runs one hand-loop epoch next to each of fit's epochs (before it on odd epochs, after it on even ones)."""
 
-    @property
-    def ratio(self) -> float:
-        return self.cnnlab / self.loop
+    def __init__(self, loop: HandLoop) -> None:
+        self.loop = loop
+        self.seconds: dict[int, float] = {}
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        if epoch % 2 == 1:
+            self.seconds[epoch] = self.loop.epoch()
+
+    def on_epoch_end(self, trainer, epoch: int, metrics: dict) -> None:
+        if epoch % 2 == 0:
+            self.seconds[epoch] = self.loop.epoch()
 
 
 def workloads(quick: bool, tmp: Path) -> list[Workload]:
     if quick:
-        cifar = write_cifar_like_npz(tmp / "cifar_like.npz", train=768, test=64)
+        cifar = write_cifar_like_npz(tmp / "cifar_like.npz", train=256, test=64)
         return [
-            Workload("LeNet-5 modern, MNIST", "lenet5_modern", str(MNIST), 10_000, 2, 3),
-            Workload("LeNet-5 paper, MNIST", "lenet5", str(MNIST), 6_000, 1, 2),
-            Workload("ResNet-20, CIFAR-shaped", "resnet20", str(cifar), None, 1, 2, batch_size=128),
+            Workload("LeNet-5 modern, MNIST", "lenet5_modern", str(MNIST), 5_000, 12),
+            Workload("LeNet-5 paper, MNIST", "lenet5", str(MNIST), 4_000, 4),
+            Workload("ResNet-20, CIFAR-shaped", "resnet20", str(cifar), None, 4, batch_size=128),
         ]
-    cifar = write_cifar_like_npz(tmp / "cifar_like.npz", train=4096, test=256)
+    cifar = write_cifar_like_npz(tmp / "cifar_like.npz", train=2048, test=256)
     return [
-        Workload("LeNet-5 modern, MNIST", "lenet5_modern", str(MNIST), None, 3, 5),
-        Workload("LeNet-5 paper, MNIST", "lenet5", str(MNIST), 20_000, 2, 3),
-        Workload("ResNet-20, CIFAR-shaped", "resnet20", str(cifar), None, 2, 3, batch_size=128),
+        Workload("LeNet-5 modern, MNIST", "lenet5_modern", str(MNIST), None, 6, rounds=2),
+        Workload("LeNet-5 paper, MNIST", "lenet5", str(MNIST), 20_000, 4, rounds=2),
+        Workload("ResNet-20, CIFAR-shaped", "resnet20", str(cifar), None, 4, rounds=2, batch_size=128),
     ]
 
 
@@ -100,49 +110,39 @@ def config_for(work: Workload, threads: int, out: Path) -> TrainConfig:
     )
 
 
-def run_cnnlab(config: TrainConfig) -> tuple[float, float]:
-    """(images/s over the measured epochs, seconds of fit outside its training epochs)."""
-    start = time.perf_counter()
-    with quiet():
-        result = fit(config, overwrite=True)
-    wall = time.perf_counter() - start
-    rates = [row["images_per_second"] for row in result.history[1:]]
-    return median(rates), wall - sum(row["epoch_seconds"] for row in result.history)
-
-
-def run_loop(config: TrainConfig, work: Workload) -> float:
-    splits = load_data(config)
+def hand_loop_for(config: TrainConfig, work: Workload) -> HandLoop:
+    splits = load_data(config)  # the very images fit trains on (the same stratified subset)
     normalizer = Normalizer.from_imageset(splits.train)
     torch.manual_seed(config.seed)
     model = create(work.model, num_classes=len(splits.classes), in_channels=splits.in_channels)
-    seconds = hand_loop(
-        model,
-        splits.train.images,
-        splits.train.labels,
-        normalizer.mean,
-        normalizer.std,
-        work.batch_size,
-        1 + work.epochs,
-        lr=1e-3,
-        seed=config.seed,
-    )
-    return median([len(splits.train) / s for s in seconds[1:]])
+    images, labels = splits.train.images, splits.train.labels
+    return HandLoop(model, images, labels, normalizer.mean, normalizer.std, work.batch_size, 1e-3, config.seed)
 
 
-def measure(work: Workload, threads: int, tmp: Path) -> list[Round]:
+def measure(work: Workload, threads: int, tmp: Path) -> tuple[list[float], list[float], list[float], float]:
+    """(cnnlab images/s, hand-loop images/s, per-pair ratios, fit's seconds outside its epochs) over the rounds."""
     torch.set_num_threads(threads)
     config = config_for(work, threads, tmp / f"run_{work.model}")
-    rounds = []
-    for number in range(work.rounds):
-        if number % 2 == 0:
-            cnnlab, fixed = run_cnnlab(config)
-            loop = run_loop(config, work)
-        else:
-            loop = run_loop(config, work)
-            cnnlab, fixed = run_cnnlab(config)
-        rounds.append(Round(cnnlab, loop, fixed))
-        print(f"  {work.label}: round {number + 1}: cnnlab {cnnlab:,.0f} img/s, loop {loop:,.0f} img/s", flush=True)
-    return rounds
+    cnnlab, loop, ratios, fixed = [], [], [], []
+    for _ in range(work.rounds):
+        paired = PairedHandLoop(hand_loop_for(config, work))
+        start = time.perf_counter()
+        with quiet():
+            result = fit(config, overwrite=True, callbacks=[paired])
+        wall = time.perf_counter() - start
+        images = len(load_data(config).train)
+        for row in result.history[1:]:
+            loop_rate = images / paired.seconds[row["epoch"]]
+            cnnlab.append(row["images_per_second"])
+            loop.append(loop_rate)
+            ratios.append(row["images_per_second"] / loop_rate)
+        fixed.append(wall - sum(row["epoch_seconds"] for row in result.history) - sum(paired.seconds.values()))
+        print(
+            f"  {work.label}: cnnlab {median(cnnlab):,.0f} img/s, hand loop {median(loop):,.0f} img/s, "
+            f"pair ratios {', '.join(f'{r:.3f}' for r in ratios[-work.epochs :])}",
+            flush=True,
+        )
+    return cnnlab, loop, ratios, median(fixed)
 
 
 def main() -> None:
@@ -156,22 +156,22 @@ def main() -> None:
     rows, headline = [], float("nan")
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
         for work in workloads(args.quick, Path(tmp)):
-            rounds = measure(work, threads, Path(tmp))
-            ratio = median([r.ratio for r in rounds])
+            cnnlab, loop, ratios, fixed = measure(work, threads, Path(tmp))
+            ratio = median(ratios)
             headline = ratio if work.model == "lenet5_modern" else headline
             rows.append(
                 [
                     work.label,
                     work.batch_size,
-                    median([r.cnnlab for r in rounds]),
-                    median([r.loop for r in rounds]),
+                    median(cnnlab),
+                    median(loop),
                     ratio,
-                    spread([r.ratio for r in rounds]),
-                    len(rounds),
-                    f"{median([r.fixed_seconds for r in rounds]):.1f}",
+                    spread(ratios),
+                    len(ratios),
+                    f"{fixed:.1f}",
                 ]
             )
-    header = ["workload", "batch", "cnnlab img/s", "hand loop img/s", "ratio", "ratio range", "rounds", "fit fixed s"]
+    header = ["workload", "batch", "cnnlab img/s", "hand loop img/s", "ratio", "pair range", "pairs", "fit fixed s"]
     table = markdown_table(header, rows)
     print(table)
     if not args.no_record:
@@ -180,10 +180,11 @@ def main() -> None:
             threads,
             table,
             [
-                "ratio = cnnlab fit images/s / hand-written loop images/s, per round, median over rounds; "
-                "warm-up epoch dropped; order alternates per round.",
+                "ratio = median over epoch pairs of cnnlab fit images/s / hand-written loop images/s; each pair "
+                "is one fit epoch and one hand-loop epoch run next to it (alternately before and after) in the "
+                "same process; warm-up epoch dropped.",
                 "fit fixed s = fit's wall time outside its training epochs (data load, run files, checkpoints, "
-                "test evaluation) for the whole run: a per-run cost the epochs ratio does not include.",
+                "test evaluation) for a whole run: a per-run cost that the epoch ratio does not include.",
             ],
             load_before,
         )

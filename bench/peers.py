@@ -47,7 +47,8 @@ BATCH, LR = 256, 1e-3
 CNNLAB = "cnnlab (defaults)"
 CONTENDERS = {
     CNNLAB: "cnnlab",
-    "cnnlab, channels_last (best CPU settings)": "cnnlab_best",
+    "cnnlab, channels_last (best fp32 CPU settings)": "cnnlab_best",
+    "cnnlab, channels_last + bf16 autocast (AMX/AVX512-BF16 CPUs)": "cnnlab_bf16",
     "bare PyTorch loop (reference)": "loop",
     "PyTorch Lightning": "lightning",
     "Keras 3, torch backend": "keras_torch",
@@ -63,6 +64,7 @@ NEEDS = {"lightning": "lightning", "keras_torch": "keras", "keras_tensorflow": "
 def write_data(path: Path, train: int | None) -> Path:
     """MNIST (the first `train` training images; all test images) as one .npz every contender reads."""
     import numpy as np
+
     from cnnlab.data import load_dataset
 
     splits = load_dataset(MNIST, val_split=0.0)
@@ -96,7 +98,7 @@ def read_normalised(path: Path, layout: str):
 # -- contenders (each runs in its own subprocess) -----------------------------------------------------------------
 
 
-def run_cnnlab(data: Path, epochs: int, threads: int, channels_last: bool) -> dict:
+def run_cnnlab(data: Path, epochs: int, threads: int, channels_last: bool, precision: str = "fp32") -> dict:
     from cnnlab.config import build_dataclass
     from cnnlab.train import TrainConfig, fit
 
@@ -112,17 +114,22 @@ def run_cnnlab(data: Path, epochs: int, threads: int, channels_last: bool) -> di
                 optimizer=dict(name="adam", lr=LR),
                 threads=threads,
                 channels_last=channels_last,
+                precision=precision,
                 out=out,
             ),
         )
         with quiet():
             result = fit(config)
-    return {"epoch_seconds": [row["epoch_seconds"] for row in result.history], "accuracy": result.results["test"]["accuracy"]}
+    return {
+        "epoch_seconds": [row["epoch_seconds"] for row in result.history],
+        "accuracy": result.results["test"]["accuracy"],
+    }
 
 
 def run_loop(data: Path, epochs: int, threads: int) -> dict:
     import torch
     from benchlib import accuracy, hand_loop
+
     from cnnlab.data import Normalizer, load_dataset
     from cnnlab.models import create
 
@@ -256,7 +263,7 @@ def run_keras(data: Path, epochs: int, threads: int, backend: str) -> dict:
 
 def worker(name: str, data: Path, epochs: int, threads: int) -> dict:
     if name.startswith("cnnlab"):
-        return run_cnnlab(data, epochs, threads, channels_last=name == "cnnlab_best")
+        return run_cnnlab(data, epochs, threads, name != "cnnlab", "bf16" if name == "cnnlab_bf16" else "fp32")
     if name == "loop":
         return run_loop(data, epochs, threads)
     if name == "lightning":
@@ -328,7 +335,11 @@ def main() -> None:
     header = ["contender", "epoch s", "ratio (epoch time / cnnlab's)", "range", "speed vs cnnlab", "test accuracy"]
     table = markdown_table(header, rows)
     print(table)
-    fastest = min((r for r in rows if not str(r[0]).startswith(("cnnlab", "bare")) and r[2] != "-"), key=lambda r: r[2], default=None)
+    fastest = min(
+        (r for r in rows if not str(r[0]).startswith(("cnnlab", "bare")) and r[2] != "-"),
+        key=lambda r: r[2],
+        default=None,
+    )
     notes = [
         f"{epochs} epochs of {'20,000' if args.quick else '60,000'} MNIST images, batch {BATCH}, Adam lr {LR}; "
         f"epoch time = median of epochs 2..{epochs}; {rounds} round(s), order rotated per round.",
@@ -338,7 +349,11 @@ def main() -> None:
         notes.append(f"fastest peer: {fastest[0]}, {fastest[2]:.2f}x cnnlab's epoch time")
     notes += [f"not run (not installed): {label}" for label in missing]
     if not args.no_record:
-        append_results("Peers: LeNet-5 on MNIST" + (" (quick)" if args.quick else ""), threads, table, notes, load_before)
+        append_results(
+            "Peers: LeNet-5 on MNIST" + (" (quick)" if args.quick else ""), threads, table, notes, load_before
+        )
+    for row in rows:
+        print(f"peer ratio {row[0]}: {row[2] if isinstance(row[2], str) else f'{row[2]:.2f}'} (test accuracy {row[5]})")
     for note in notes[2:]:
         print(note)
 
@@ -355,7 +370,16 @@ def table_rows(results: dict[str, list[dict]], epochs: int) -> list[list[object]
         seconds = [median(r["epoch_seconds"][1:]) for _, r in good]
         ratios = [s / base[i] for (i, _), s in zip(good, seconds)]
         ratio = median(ratios)
-        rows.append([label, median(seconds), ratio, spread(ratios), f"{1 / ratio:.2f}x", f"{median([r['accuracy'] for _, r in good]):.4f}"])
+        rows.append(
+            [
+                label,
+                median(seconds),
+                ratio,
+                spread(ratios),
+                f"{1 / ratio:.2f}x",
+                f"{median([r['accuracy'] for _, r in good]):.4f}",
+            ]
+        )
     return rows
 
 

@@ -23,8 +23,14 @@ def history(train_loss, train_accuracy, val_loss=None, val_accuracy=None, lr: fl
     return rows
 
 
-def meta(model: str = "lenet5_modern", parameters: int = 61_706, counts: list[int] | None = None,
-         val_size: int = 6000, shape: tuple[int, int, int] = (1, 28, 28), options: dict | None = None) -> dict:
+def meta(
+    model: str = "lenet5_modern",
+    parameters: int = 61_706,
+    counts: list[int] | None = None,
+    val_size: int = 6000,
+    shape: tuple[int, int, int] = (1, 28, 28),
+    options: dict | None = None,
+) -> dict:
     counts = counts or MNIST_COUNTS
     return {
         "model": {"name": model, "options": options or {}},
@@ -37,10 +43,16 @@ def meta(model: str = "lenet5_modern", parameters: int = 61_706, counts: list[in
 
 
 def config(**values: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"model": "lenet5_modern", "data": "data/mnist", "epochs": 12,
-                            "optimizer": {"name": "sgd", "lr": 0.1, "weight_decay": 5e-4},
-                            "early_stopping": {"patience": 4, "monitor": "val_accuracy"},
-                            "augment": {"rotate": 10, "translate": 0.1}, "dropout": 0.2, "out": "runs/case"}
+    base: dict[str, Any] = {
+        "model": "lenet5_modern",
+        "data": "data/mnist",
+        "epochs": 12,
+        "optimizer": {"name": "sgd", "lr": 0.1, "weight_decay": 5e-4},
+        "early_stopping": {"patience": 4, "monitor": "val_accuracy"},
+        "augment": {"rotate": 10, "translate": 0.1},
+        "dropout": 0.2,
+        "out": "runs/case",
+    }
     for key, value in values.items():
         if value and isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}
@@ -64,8 +76,14 @@ def overfitting(epochs: int = 30) -> tuple[list[dict], dict, dict]:
     train_acc = [min(0.6 + 0.08 * e, 1.0) for e in range(epochs)]
     val_loss = [0.9 - 0.1 * e if e < 6 else 0.3 + 0.02 * (e - 5) for e in range(epochs)]
     val_acc = [min(0.55 + 0.07 * e, 0.90) - (0.002 * (e - 8) if e > 8 else 0) for e in range(epochs)]
-    cfg = config(model="resnet18", epochs=epochs, optimizer={"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
-                 early_stopping={"patience": None}, augment={}, dropout=None)
+    cfg = config(
+        model="resnet18",
+        epochs=epochs,
+        optimizer={"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
+        early_stopping={"patience": None},
+        augment={},
+        dropout=None,
+    )
     counts = [100] * 10
     return history(train_loss, train_acc, val_loss, val_acc, lr=1e-3), cfg, meta("resnet18", 11_175_370, counts, 1000)
 
@@ -84,5 +102,12 @@ def write_run(folder: Path, rows: list[dict], cfg: dict, run_meta: dict, results
 
 
 def nan_row(epoch: int) -> dict[str, Any]:
-    return {"epoch": epoch, "train_loss": math.nan, "train_accuracy": 0.1, "lr": 1.0, "epoch_seconds": 1.0,
-            "val_loss": math.nan, "val_accuracy": 0.1}
+    return {
+        "epoch": epoch,
+        "train_loss": math.nan,
+        "train_accuracy": 0.1,
+        "lr": 1.0,
+        "epoch_seconds": 1.0,
+        "val_loss": math.nan,
+        "val_accuracy": 0.1,
+    }

@@ -16,8 +16,11 @@ def point(size: int, accuracy: float) -> CurvePoint:
 def test_subsets_are_stratified_and_nested():
     labels = np.repeat([0, 1, 2], [100, 50, 10])
     subsets = nested_subsets(labels, [0.1, 0.5, 1.0], seed=3)
-    assert [np.bincount(labels[subsets[f]]).tolist() for f in (0.1, 0.5, 1.0)] == [[10, 5, 1], [50, 25, 5],
-                                                                                   [100, 50, 10]]
+    assert [np.bincount(labels[subsets[f]]).tolist() for f in (0.1, 0.5, 1.0)] == [
+        [10, 5, 1],
+        [50, 25, 5],
+        [100, 50, 10],
+    ]
     assert set(subsets[0.1]) <= set(subsets[0.5]) <= set(subsets[1.0])
 
 

@@ -17,11 +17,17 @@ from tests.diagnose import cases
 
 
 def test_render_flags_keeps_the_runs_own_augmentations():
-    changes = {"augment.rotate": 10, "optimizer.weight_decay": 5e-4, "early_stopping.patience": 5,
-               "batch_norm": True, "layers": None}
+    changes = {
+        "augment.rotate": 10,
+        "optimizer.weight_decay": 5e-4,
+        "early_stopping.patience": 5,
+        "batch_norm": True,
+        "layers": None,
+    }
     flags = render_flags(changes, {"augment": {"flip": True}})
-    assert flags == ("--augment flip,rotate=10 --optimizer.weight-decay 0.0005 --early-stopping.patience 5 "
-                     "--batch-norm")
+    assert flags == (
+        "--augment flip,rotate=10 --optimizer.weight-decay 0.0005 --early-stopping.patience 5 --batch-norm"
+    )
 
 
 def test_flags_parse_back_to_the_prescribed_config(tmp_path):

@@ -24,14 +24,22 @@ def digits(tmp_path_factory):
     train = np.concatenate([np.flatnonzero(labels == c)[:10] for c in range(10)])
     val = np.arange(5000, 5500)
     path = tmp_path_factory.mktemp("digits") / "digits.npz"
-    np.savez(path, train_images=images[train], train_labels=labels[train], val_images=images[val],
-             val_labels=labels[val])
+    np.savez(
+        path, train_images=images[train], train_labels=labels[train], val_images=images[val], val_labels=labels[val]
+    )
     return path
 
 
 def short_config(data, out, **values) -> TrainConfig:
-    base = {"model": "lenet5_modern", "data": str(data), "batch_size": 20, "progress": False, "threads": 2,
-            "out": str(out), "eval_batch_size": 500}
+    base = {
+        "model": "lenet5_modern",
+        "data": str(data),
+        "batch_size": 20,
+        "progress": False,
+        "threads": 2,
+        "out": str(out),
+        "eval_batch_size": 500,
+    }
     return TrainConfig(**{**base, **values})
 
 

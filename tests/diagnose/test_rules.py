@@ -16,8 +16,17 @@ def ids(findings) -> set[str]:
 
 
 def test_finding_ids_are_stable():
-    assert FINDING_IDS == ("divergence", "learning_rate", "underfitting", "high_variance", "trained_too_long",
-                           "complex_architecture", "inadequate_regularization", "limited_data", "class_imbalance")
+    assert FINDING_IDS == (
+        "divergence",
+        "learning_rate",
+        "underfitting",
+        "high_variance",
+        "trained_too_long",
+        "complex_architecture",
+        "inadequate_regularization",
+        "limited_data",
+        "class_imbalance",
+    )
 
 
 def test_healthy_run_gets_no_finding():
@@ -34,8 +43,13 @@ def test_healthy_run_without_any_regularizer_is_still_healthy():
 
 def test_overfitting_run_is_diagnosed_with_evidence():
     findings = diagnose(*cases.overfitting())
-    assert {"high_variance", "trained_too_long", "limited_data", "complex_architecture",
-            "inadequate_regularization"} <= ids(findings)
+    assert {
+        "high_variance",
+        "trained_too_long",
+        "limited_data",
+        "complex_architecture",
+        "inadequate_regularization",
+    } <= ids(findings)
     assert "underfitting" not in ids(findings)
     assert verdict(findings) == "overfitting"
     variance = next(f for f in findings if f.id == "high_variance")
@@ -84,9 +98,14 @@ def test_inadequate_regularization_lists_what_was_unused_from_the_model_itself()
     # resnet18 has batch norm layers (read from the rebuilt model) but no dropout option
     assert finding.evidence["unused"] == ["augmentation", "dropout", "weight_decay", "early_stopping"]
     assert finding.evidence["not_offered_by_model"] == ["dropout"]
-    assert finding.changes == {"augment.rotate": 10, "augment.scale": 0.1, "augment.translate": 0.1,
-                               "optimizer.name": "adamw", "optimizer.weight_decay": 0.05,
-                               "early_stopping.patience": 5}
+    assert finding.changes == {
+        "augment.rotate": 10,
+        "augment.scale": 0.1,
+        "augment.translate": 0.1,
+        "optimizer.name": "adamw",
+        "optimizer.weight_decay": 0.05,
+        "early_stopping.patience": 5,
+    }
     assert finding.severity == "warning"
 
 
@@ -115,8 +134,12 @@ def test_underfitting_small_model_one_epoch():
 
 def test_underfitting_plateau_prescribes_a_bigger_model():
     losses = [1.2, 0.9, 0.8, 0.78, 0.775, 0.774]
-    rows = cases.history(losses, [0.6, 0.7, 0.72, 0.73, 0.73, 0.73], [0.8, 0.78, 0.77, 0.77, 0.77, 0.77],
-                         [0.71, 0.72, 0.72, 0.73, 0.73, 0.73])
+    rows = cases.history(
+        losses,
+        [0.6, 0.7, 0.72, 0.73, 0.73, 0.73],
+        [0.8, 0.78, 0.77, 0.77, 0.77, 0.77],
+        [0.71, 0.72, 0.72, 0.73, 0.73, 0.73],
+    )
     finding = next(f for f in diagnose(rows, cases.config(epochs=6), cases.meta()) if f.id == "underfitting")
     assert finding.evidence["still_improving"] is False
     assert finding.changes["model"] == "resnet20"  # the next small-input model up from lenet5_modern
@@ -128,17 +151,27 @@ def test_divergence_on_nan_loss():
     findings = diagnose(rows, cfg, cases.meta())
     assert findings[0].id == "divergence" and findings[0].severity == "critical"
     assert findings[0].evidence["epoch"] == 3 and findings[0].evidence["last_finite_train_loss"] == 0.7
-    assert findings[0].changes == {"optimizer.lr": 0.1, "grad_clip": 1.0, "schedule.warmup_epochs": 1,
-                                   "precision": "bf16"}
+    assert findings[0].changes == {
+        "optimizer.lr": 0.1,
+        "grad_clip": 1.0,
+        "schedule.warmup_epochs": 1,
+        "precision": "bf16",
+    }
     assert verdict(findings) == "diverged"
     assert "learning_rate" not in ids(findings)
 
 
 def test_learning_rate_too_high_from_loss_spikes():
-    rows = cases.history([0.9, 0.6, 1.3, 0.7, 0.65, 1.2], [0.7, 0.8, 0.6, 0.8, 0.8, 0.65],
-                         [0.7, 0.6, 1.1, 0.6, 0.6, 1.0], [0.75, 0.8, 0.6, 0.8, 0.8, 0.7], lr=0.5)
-    finding = next(f for f in diagnose(rows, cases.config(optimizer={"lr": 0.5}), cases.meta())
-                   if f.id == "learning_rate")
+    rows = cases.history(
+        [0.9, 0.6, 1.3, 0.7, 0.65, 1.2],
+        [0.7, 0.8, 0.6, 0.8, 0.8, 0.65],
+        [0.7, 0.6, 1.1, 0.6, 0.6, 1.0],
+        [0.75, 0.8, 0.6, 0.8, 0.8, 0.7],
+        lr=0.5,
+    )
+    finding = next(
+        f for f in diagnose(rows, cases.config(optimizer={"lr": 0.5}), cases.meta()) if f.id == "learning_rate"
+    )
     assert finding.evidence["direction"] == "high" and finding.evidence["spikes"] == 2
     assert finding.changes == {"optimizer.lr": 0.05}
 
@@ -157,13 +190,17 @@ def test_learning_rate_too_low_from_a_slow_straight_loss():
 def test_loss_stuck_at_chance_with_a_huge_rate_is_too_high():
     chance = math.log(10)
     rows = cases.history([chance * 1.01, chance, chance * 1.005], [0.1, 0.1, 0.1], [chance] * 3, [0.1] * 3, lr=0.5)
-    finding = next(f for f in diagnose(rows, cases.config(optimizer={"name": "adam", "lr": 0.5}), cases.meta())
-                   if f.id == "learning_rate")
+    finding = next(
+        f
+        for f in diagnose(rows, cases.config(optimizer={"name": "adam", "lr": 0.5}), cases.meta())
+        if f.id == "learning_rate"
+    )
     assert finding.evidence["direction"] == "high" and finding.severity == "critical"
 
 
-@pytest.mark.parametrize(("counts", "severity"), [([5000, 2000], "info"), ([5000, 800], "warning"),
-                                                 ([5000, 200], "critical")])
+@pytest.mark.parametrize(
+    ("counts", "severity"), [([5000, 2000], "info"), ([5000, 800], "warning"), ([5000, 200], "critical")]
+)
 def test_class_imbalance_severity_follows_the_ratio(counts, severity):
     rows, cfg, _ = cases.healthy()
     findings = diagnose(rows, cfg, cases.meta(counts=counts))

@@ -128,3 +128,21 @@ def test_bad_data_path_is_a_clear_error(tmp_path):
 
     with pytest.raises(DataError, match="does-not-exist"):
         fit(small_config(tmp_path, data=str(tmp_path / "does-not-exist")))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"precision": "bf16"},
+        {"channels_last": True, "tensorboard": True},
+        {"augment": {"mixup": 0.2, "rotate": 10}, "label_smoothing": 0.1, "grad_clip": 1.0},
+        {"model": "examples/custom_net.yaml"},
+    ],
+    ids=["bf16", "channels_last+tensorboard", "mixup+smoothing+clip", "yaml-layer-list"],
+)
+def test_training_options_still_learn(tmp_path, options):
+    config = small_config(tmp_path, epochs=1, train_samples=1500, batch_size=32, **options)
+    result = fit(config)
+    assert result.results["test"]["accuracy"] > 0.6
+    if options.get("tensorboard"):
+        assert any((result.run_dir / "tensorboard").glob("events.out.tfevents.*"))

@@ -14,11 +14,16 @@ DEFAULT_FRACTIONS = "0.1,0.25,0.5,1.0"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
-    parser.add_argument("--fractions", default=DEFAULT_FRACTIONS,
-                        help=f"fractions of the training data to train on (default {DEFAULT_FRACTIONS})")
+    parser.add_argument(
+        "--fractions",
+        default=DEFAULT_FRACTIONS,
+        help=f"fractions of the training data to train on (default {DEFAULT_FRACTIONS})",
+    )
     add_dataclass_arguments(parser, TrainConfig)
-    parser.epilog = ("--out is the folder for the curve (default: <run folder>_learning_curve); --epochs is for "
-                     "the full data, smaller fractions train proportionally longer (same number of steps).")
+    parser.epilog = (
+        "--out is the folder for the curve (default: <run folder>_learning_curve); --epochs is for "
+        "the full data, smaller fractions train proportionally longer (same number of steps)."
+    )
 
 
 def output_folder(config: TrainConfig, overrides: dict) -> Path:
@@ -31,8 +36,10 @@ def output_folder(config: TrainConfig, overrides: dict) -> Path:
 def format_table(curve: LearningCurve) -> str:
     lines = ["fraction  images  val_accuracy  val_loss  train_accuracy  best_epoch  epochs  seconds"]
     for p in curve.points:
-        lines.append(f"{p.fraction:>8g}  {p.train_size:>6}  {p.val_accuracy:>12.4f}  {p.val_loss:>8.4f}  "
-                     f"{p.train_accuracy:>14.4f}  {p.best_epoch:>10}  {p.epochs_run:>6}  {p.seconds:>7.1f}")
+        lines.append(
+            f"{p.fraction:>8g}  {p.train_size:>6}  {p.val_accuracy:>12.4f}  {p.val_loss:>8.4f}  "
+            f"{p.train_accuracy:>14.4f}  {p.best_epoch:>10}  {p.epochs_run:>6}  {p.seconds:>7.1f}"
+        )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+from cnnlab.errors import ConfigError
 from cnnlab.train.callbacks.base import Callback
 
 
@@ -35,7 +36,12 @@ class MetricsLogger(Callback):
 
 class TensorBoardLogger(Callback):
     def __init__(self, run_dir: str | Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter  # optional dependency: tensorboard
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ConfigError(
+                "tensorboard: the tensorboard package is not installed; pip install 'cnnlab[tensorboard]'"
+            ) from error
 
         self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
