@@ -213,6 +213,27 @@ class HandLoop:
         return time.perf_counter() - start
 
 
+class PairedEpochs:
+    """A reference HandLoop epoch next to each epoch of a contender: before it on odd epochs, after on even ones.
+
+    Call `before(epoch)` just before the contender's timer starts and `after(epoch)` just after it stops (any
+    framework's epoch hooks). Each contender epoch then has a reference epoch beside it in time, so a ratio
+    of the two cancels the drift of the machine's load (other processes on the cores).
+    """
+
+    def __init__(self, loop: HandLoop) -> None:
+        self.loop = loop
+        self.seconds: dict[int, float] = {}
+
+    def before(self, epoch: int) -> None:
+        if epoch % 2 == 1:
+            self.seconds[epoch] = self.loop.epoch()
+
+    def after(self, epoch: int) -> None:
+        if epoch % 2 == 0:
+            self.seconds[epoch] = self.loop.epoch()
+
+
 def hand_loop(
     model: torch.nn.Module,
     images: torch.Tensor,

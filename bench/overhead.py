@@ -31,6 +31,7 @@ import torch
 from benchlib import (
     MNIST,
     HandLoop,
+    PairedEpochs,
     append_results,
     choose_threads,
     load_average,
@@ -61,19 +62,17 @@ class Workload:
 
 
 class PairedHandLoop(Callback):
-    """Runs one hand-loop epoch next to each of fit's epochs (before it on odd epochs, after it on even ones)."""
+    """fit's epoch hooks driving a PairedEpochs: a hand-loop epoch beside each of fit's (outside fit's timer)."""
 
     def __init__(self, loop: HandLoop) -> None:
-        self.loop = loop
-        self.seconds: dict[int, float] = {}
+        self.pairs = PairedEpochs(loop)
+        self.seconds = self.pairs.seconds
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
-        if epoch % 2 == 1:
-            self.seconds[epoch] = self.loop.epoch()
+        self.pairs.before(epoch)
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict) -> None:
-        if epoch % 2 == 0:
-            self.seconds[epoch] = self.loop.epoch()
+        self.pairs.after(epoch)
 
 
 def workloads(quick: bool, tmp: Path) -> list[Workload]:

@@ -1,8 +1,8 @@
 """Peers: the same LeNet-5 training in cnnlab, Keras 3 (torch / TensorFlow / JAX backends) and PyTorch Lightning.
 
     pip install .[bench]                 # keras, lightning (bench-only extras); tensorflow-cpu, jax optional
-    python bench/peers.py                # full MNIST, 3 epochs, 2 rounds
-    python bench/peers.py --quick        # 20,000 images, 2 epochs, 1 round
+    python bench/peers.py                # full MNIST (60,000), 4 epochs
+    python bench/peers.py --quick        # 12,000 images, 4 epochs
 
 Every contender runs in its own subprocess (a fresh interpreter: no framework shares a thread pool or an import
 with another) with the same thread count (torch.set_num_threads, OMP/MKL variables, TensorFlow's intra-op pool;
@@ -15,8 +15,14 @@ Each framework is used as its documentation shows: Keras `model.fit` on arrays n
 (its native image layout per backend: NHWC for TensorFlow/JAX, NCHW for torch); Lightning with a
 TensorDataset + DataLoader; cnnlab `fit` on the .npz with its defaults (progress bar and per-epoch checkpoints
 on). Progress output of the peers is off (in cnnlab's disfavour). The epoch time of each is its training
-epoch without validation (epoch hooks / fit's history); the first epoch (warm-up, tracing, XLA compilation)
-is dropped; ratio = peer epoch time / cnnlab epoch time, measured in the same round, median over rounds.
+epoch without validation (epoch hooks / fit's history).
+
+Drift: the machine is shared, so runs at different times see different loads. Every subprocess therefore also
+runs a fixed yardstick, the bare PyTorch loop (benchlib.HandLoop, cnnlab's lenet5_modern, NCHW) for one epoch
+beside each of the contender's epochs (from the framework's epoch hooks, outside its timer; before the epoch
+on odd epochs, after it on even ones). Each contender's speed is the median over its epochs 2.. of (yardstick
+epoch time / its epoch time), and ratios between contenders are ratios of those speeds: the load of the
+moment cancels in each pair.
 """
 
 from __future__ import annotations
@@ -45,11 +51,12 @@ from benchlib import (
 
 BATCH, LR = 256, 1e-3
 CNNLAB = "cnnlab (defaults)"
+CONTENDERS_BEST = "cnnlab, channels_last (best fp32 CPU settings)"
 CONTENDERS = {
     CNNLAB: "cnnlab",
-    "cnnlab, channels_last (best fp32 CPU settings)": "cnnlab_best",
+    CONTENDERS_BEST: "cnnlab_best",
     "cnnlab, channels_last + bf16 autocast (AMX/AVX512-BF16 CPUs)": "cnnlab_bf16",
-    "bare PyTorch loop (reference)": "loop",
+    "bare PyTorch loop, channels_last": "loop_cl",
     "PyTorch Lightning": "lightning",
     "Keras 3, torch backend": "keras_torch",
     "Keras 3, TensorFlow backend": "keras_tensorflow",
@@ -98,37 +105,49 @@ def read_normalised(path: Path, layout: str):
 # -- contenders (each runs in its own subprocess) -----------------------------------------------------------------
 
 
-def run_cnnlab(data: Path, epochs: int, threads: int, channels_last: bool, precision: str = "fp32") -> dict:
+def yardstick(data: Path, threads: int):
+    """The bare-loop PairedEpochs every contender's process runs beside its epochs (see the module docstring)."""
+    import torch
+    from benchlib import HandLoop, PairedEpochs
+
+    from cnnlab.data import Normalizer, load_dataset
+    from cnnlab.models import create
+
+    torch.set_num_threads(threads)
+    train = load_dataset(data, val_split=0.0).train
+    normalizer = Normalizer.from_imageset(train)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(1)
+    model = create("lenet5_modern")
+    torch.random.set_rng_state(generator_state)  # the contender's own seeding is left as it was
+    return PairedEpochs(HandLoop(model, train.images, train.labels, normalizer.mean, normalizer.std, BATCH, LR))
+
+
+def run_cnnlab(data: Path, epochs: int, threads: int, pairs, channels_last: bool, precision: str) -> dict:
     from cnnlab.config import build_dataclass
     from cnnlab.train import TrainConfig, fit
+    from cnnlab.train.callbacks import Callback
+
+    class Paired(Callback):
+        def on_epoch_start(self, trainer, epoch: int) -> None:
+            pairs.before(epoch)
+
+        def on_epoch_end(self, trainer, epoch: int, metrics: dict) -> None:
+            pairs.after(epoch)
 
     with tempfile.TemporaryDirectory() as out:
-        config = build_dataclass(
-            TrainConfig,
-            dict(
-                model="lenet5_modern",
-                data=str(data),
-                val_split=0.0,
-                epochs=epochs,
-                batch_size=BATCH,
-                optimizer=dict(name="adam", lr=LR),
-                threads=threads,
-                channels_last=channels_last,
-                precision=precision,
-                out=out,
-            ),
-        )
+        values = dict(model="lenet5_modern", data=str(data), val_split=0.0, epochs=epochs, batch_size=BATCH)
+        values.update(optimizer=dict(name="adam", lr=LR), threads=threads, out=out)
+        values.update(channels_last=channels_last, precision=precision)
         with quiet():
-            result = fit(config)
-    return {
-        "epoch_seconds": [row["epoch_seconds"] for row in result.history],
-        "accuracy": result.results["test"]["accuracy"],
-    }
+            result = fit(build_dataclass(TrainConfig, values), callbacks=[Paired()])
+    seconds = [row["epoch_seconds"] for row in result.history]
+    return {"epoch_seconds": seconds, "accuracy": result.results["test"]["accuracy"]}
 
 
-def run_loop(data: Path, epochs: int, threads: int) -> dict:
+def run_loop(data: Path, epochs: int, threads: int, pairs, channels_last: bool) -> dict:
     import torch
-    from benchlib import accuracy, hand_loop
+    from benchlib import HandLoop, accuracy
 
     from cnnlab.data import Normalizer, load_dataset
     from cnnlab.models import create
@@ -138,9 +157,15 @@ def run_loop(data: Path, epochs: int, threads: int) -> dict:
     normalizer = Normalizer.from_imageset(splits.train)
     torch.manual_seed(0)
     model = create("lenet5_modern")
-    seconds = hand_loop(model, splits.train.images, splits.train.labels, normalizer.mean, normalizer.std, BATCH, epochs)
-    test = accuracy(model, splits.test.images, splits.test.labels, normalizer.mean, normalizer.std)
-    return {"epoch_seconds": seconds, "accuracy": test}
+    mean, std = normalizer.mean, normalizer.std
+    loop = HandLoop(model, splits.train.images, splits.train.labels, mean, std, BATCH, LR, channels_last=channels_last)
+    seconds = []
+    for epoch in range(1, epochs + 1):
+        pairs.before(epoch)
+        seconds.append(loop.epoch())
+        pairs.after(epoch)
+    model = model.to(memory_format=torch.contiguous_format)
+    return {"epoch_seconds": seconds, "accuracy": accuracy(model, splits.test.images, splits.test.labels, mean, std)}
 
 
 def torch_lenet():
@@ -162,7 +187,7 @@ def torch_lenet():
     )
 
 
-def run_lightning(data: Path, epochs: int, threads: int) -> dict:
+def run_lightning(data: Path, epochs: int, threads: int, pairs) -> dict:
     import lightning as L
     import torch
     import torch.nn.functional as F
@@ -188,10 +213,12 @@ def run_lightning(data: Path, epochs: int, threads: int) -> dict:
             return torch.optim.Adam(self.parameters(), lr=LR)
 
         def on_train_epoch_start(self) -> None:
+            pairs.before(self.current_epoch + 1)
             self._start = time.perf_counter()
 
         def on_train_epoch_end(self) -> None:
             seconds.append(time.perf_counter() - self._start)
+            pairs.after(self.current_epoch + 1)
 
     model = LeNet()
     trainer = L.Trainer(
@@ -211,17 +238,13 @@ def run_lightning(data: Path, epochs: int, threads: int) -> dict:
     return {"epoch_seconds": seconds, "accuracy": correct / len(y_test)}
 
 
-def run_keras(data: Path, epochs: int, threads: int, backend: str) -> dict:
+def run_keras(data: Path, epochs: int, threads: int, pairs, backend: str) -> dict:
     os.environ["KERAS_BACKEND"] = backend
     if backend == "tensorflow":
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    if backend == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
     import keras
     from keras import layers
 
@@ -233,10 +256,12 @@ def run_keras(data: Path, epochs: int, threads: int, backend: str) -> dict:
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
+            pairs.before(epoch + 1)
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.start)
+            pairs.after(epoch + 1)
 
     model = keras.Sequential(
         [
@@ -262,13 +287,25 @@ def run_keras(data: Path, epochs: int, threads: int, backend: str) -> dict:
 
 
 def worker(name: str, data: Path, epochs: int, threads: int) -> dict:
+    if name.startswith("keras_"):
+        os.environ["KERAS_BACKEND"] = name.removeprefix("keras_")  # before torch is imported by the yardstick
+    pairs = yardstick(data, threads)
     if name.startswith("cnnlab"):
-        return run_cnnlab(data, epochs, threads, name != "cnnlab", "bf16" if name == "cnnlab_bf16" else "fp32")
-    if name == "loop":
-        return run_loop(data, epochs, threads)
-    if name == "lightning":
-        return run_lightning(data, epochs, threads)
-    return run_keras(data, epochs, threads, name.removeprefix("keras_"))
+        result = run_cnnlab(data, epochs, threads, pairs, name != "cnnlab", "bf16" if name == "cnnlab_bf16" else "fp32")
+    elif name == "loop_cl":
+        result = run_loop(data, epochs, threads, pairs, channels_last=True)
+    elif name == "lightning":
+        result = run_lightning(data, epochs, threads, pairs)
+    else:
+        result = run_keras(data, epochs, threads, pairs, name.removeprefix("keras_"))
+    result["yardstick_seconds"] = [pairs.seconds.get(epoch) for epoch in range(1, epochs + 1)]
+    return result
+
+
+def speeds(result: dict) -> list[float]:
+    """Per epoch 2..: yardstick epoch time / contender epoch time (speed relative to the bare loop)."""
+    pairs = zip(result["yardstick_seconds"][1:], result["epoch_seconds"][1:])
+    return [reference / seconds for reference, seconds in pairs if reference]
 
 
 # -- the bench ----------------------------------------------------------------------------------------------------
@@ -299,9 +336,9 @@ def spawn(key: str, data: Path, epochs: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 training images, 2 epochs, 1 round")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (the first is not timed)")
-    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="12,000 training images")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per run (the first is not timed)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each contender (order rotated per round)")
     parser.add_argument("--threads", default="auto")
     parser.add_argument("--only", default="", help="comma-separated contender keys: " + ",".join(CONTENDERS.values()))
     parser.add_argument("--no-record", action="store_true")
@@ -312,74 +349,68 @@ def main() -> None:
         result = worker(args.worker, Path(args.data), args.epochs, int(args.threads))
         print("RESULT " + json.dumps(result), flush=True)
         return
-    epochs = args.epochs or (2 if args.quick else 3)
-    rounds = args.rounds or (1 if args.quick else 2)
     load_before = load_average()
     threads = choose_threads(args.threads)
+    images = 12_000 if args.quick else 60_000
     wanted = set(filter(None, args.only.split(","))) or set(CONTENDERS.values())
     keys = {label: key for label, key in CONTENDERS.items() if key in wanted or key == "cnnlab"}
     missing = [label for label, key in keys.items() if not available(key)]
     keys = {label: key for label, key in keys.items() if label not in missing}
     results: dict[str, list[dict]] = {label: [] for label in keys}
     with tempfile.TemporaryDirectory(prefix="cnnlab-peers-") as tmp:
-        data = write_data(Path(tmp) / "mnist.npz", 20_000 if args.quick else None)
+        data = write_data(Path(tmp) / "mnist.npz", images)
         order = list(keys)
-        for number in range(rounds):
+        for number in range(args.rounds):
             shift = number % len(order)
-            for label in order[shift:] + order[:shift]:  # rotate the order each round
-                result = spawn(keys[label], data, epochs, threads)
+            for label in order[shift:] + order[:shift]:
+                result = spawn(keys[label], data, args.epochs, threads)
                 results[label].append(result)
-                shown = result.get("error") or f"{median(result['epoch_seconds'][1:]):.2f} s/epoch"
+                shown = result.get("error") or (
+                    f"{median(result['epoch_seconds'][1:]):.2f} s/epoch, "
+                    f"{median(speeds(result)):.2f}x the bare loop, accuracy {result['accuracy']:.4f}"
+                )
                 print(f"  round {number + 1}: {label}: {shown}", flush=True)
-    rows = table_rows(results, epochs)
-    header = ["contender", "epoch s", "ratio (epoch time / cnnlab's)", "range", "speed vs cnnlab", "test accuracy"]
+    rows = table_rows(results)
+    header = ["contender", "epoch s", "speed vs bare loop", "range", "epoch time / cnnlab's", "test accuracy"]
     table = markdown_table(header, rows)
     print(table)
-    fastest = min(
-        (r for r in rows if not str(r[0]).startswith(("cnnlab", "bare")) and r[2] != "-"),
-        key=lambda r: r[2],
-        default=None,
-    )
+    peers = [r for r in rows if not str(r[0]).startswith(("cnnlab", "bare")) and not isinstance(r[4], str)]
+    fastest = min(peers, key=lambda r: r[4], default=None)
     notes = [
-        f"{epochs} epochs of {'20,000' if args.quick else '60,000'} MNIST images, batch {BATCH}, Adam lr {LR}; "
-        f"epoch time = median of epochs 2..{epochs}; {rounds} round(s), order rotated per round.",
-        "ratio > 1: the peer is slower than cnnlab by that factor (goal: >= 1.5 for the fastest peer).",
+        f"{args.epochs} epochs of {images:,} MNIST images, batch {BATCH}, Adam lr {LR}, {args.rounds} round(s); "
+        "speed vs bare loop = median over epochs 2.. of (bare-loop yardstick epoch time / the contender's epoch "
+        "time), both in the contender's process, side by side; epoch time / cnnlab's = cnnlab's speed / its speed.",
+        "epoch time / cnnlab's > 1: slower than cnnlab (defaults) by that factor; goal: >= 1.5 for the fastest peer.",
     ]
     if fastest:
-        notes.append(f"fastest peer: {fastest[0]}, {fastest[2]:.2f}x cnnlab's epoch time")
+        best = next((r for r in rows if r[0] == CONTENDERS_BEST and not isinstance(r[4], str)), None)
+        notes.append(f"fastest peer: {fastest[0]}, {fastest[4]:.2f}x cnnlab's epoch time (defaults)")
+        if best:
+            notes.append(f"fastest peer vs cnnlab best fp32 settings: {fastest[4] / best[4]:.2f}x its epoch time")
     notes += [f"not run (not installed): {label}" for label in missing]
     if not args.no_record:
-        append_results(
-            "Peers: LeNet-5 on MNIST" + (" (quick)" if args.quick else ""), threads, table, notes, load_before
-        )
+        title = "Peers: LeNet-5 on MNIST" + (" (quick)" if args.quick else "")
+        append_results(title, threads, table, notes, load_before)
     for row in rows:
-        print(f"peer ratio {row[0]}: {row[2] if isinstance(row[2], str) else f'{row[2]:.2f}'} (test accuracy {row[5]})")
+        ratio = row[4] if isinstance(row[4], str) else f"{row[4]:.2f}"
+        print(f"peer epoch-time ratio {row[0]}: {ratio} (test accuracy {row[5]})")
     for note in notes[2:]:
         print(note)
 
 
-def table_rows(results: dict[str, list[dict]], epochs: int) -> list[list[object]]:
-    base = [median(r["epoch_seconds"][1:]) for r in results[CNNLAB]]
+def table_rows(results: dict[str, list[dict]]) -> list[list[object]]:
+    cnnlab = median([v for r in results[CNNLAB] if "error" not in r for v in speeds(r)])
     rows = []
     for label, runs in results.items():
-        good = [(i, r) for i, r in enumerate(runs) if "error" in r or len(r["epoch_seconds"]) >= epochs]
-        if any("error" in r for _, r in good) or not good:
-            error = next((r.get("error") for _, r in good if "error" in r), "no result")
-            rows.append([label, "-", "-", "-", "-", f"failed: {error}"[:120]])
+        errors = [r["error"] for r in runs if "error" in r]
+        values = [v for r in runs if "error" not in r for v in speeds(r)]
+        if errors or not values:
+            rows.append([label, "-", "-", "-", "-", f"failed: {errors[0] if errors else 'no result'}"[:120]])
             continue
-        seconds = [median(r["epoch_seconds"][1:]) for _, r in good]
-        ratios = [s / base[i] for (i, _), s in zip(good, seconds)]
-        ratio = median(ratios)
-        rows.append(
-            [
-                label,
-                median(seconds),
-                ratio,
-                spread(ratios),
-                f"{1 / ratio:.2f}x",
-                f"{median([r['accuracy'] for _, r in good]):.4f}",
-            ]
-        )
+        seconds = median([median(r["epoch_seconds"][1:]) for r in runs])
+        speed = median(values)
+        accuracy = median([r["accuracy"] for r in runs])
+        rows.append([label, seconds, speed, spread(values), cnnlab / speed, f"{accuracy:.4f}"])
     return rows
 
 

@@ -196,7 +196,7 @@ def lenet_pool_then_relu(model: nn.Module) -> nn.Module:
     return model
 
 
-def variants(name: str, trainer, mean, std) -> list[Contender]:
+def variants(name: str, trainer, mean, std, compiled: bool) -> list[Contender]:
     base = trainer.unwrapped_model
     contenders = [fit_step(trainer), hand_step("hand-written step", copy.deepcopy(base), mean, std)]
     contenders.append(hand_step("hand step, channels_last", copy.deepcopy(base), mean, std, channels_last=True))
@@ -213,6 +213,8 @@ def variants(name: str, trainer, mean, std) -> list[Contender]:
             hand_step("hand step, no identity pool + max-pool before ReLU + channels_last", reordered, mean, std, True)
         )
     contenders.append(hand_step("hand step, bf16 autocast + channels_last", copy.deepcopy(base), mean, std, True, True))
+    if compiled:  # compiling forward + backward takes 10-40 s here: only on request
+        contenders.append(hand_step("hand step, torch.compile", torch.compile(copy.deepcopy(base)), mean, std))
     return contenders
 
 
@@ -253,6 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", default="auto")
+    parser.add_argument("--compile", action="store_true", help="also a torch.compile contender (slow to compile)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     load_before = load_average()
@@ -268,7 +271,7 @@ def main() -> None:
             batches = batches_of(trainer, 16)
             mean = (-trainer.prepare.shift / trainer.prepare.scale / 255.0).flatten().tolist()
             std = (1.0 / trainer.prepare.scale / 255.0).flatten().tolist()
-            contenders = variants(name, trainer, mean, std)
+            contenders = variants(name, trainer, mean, std, args.compile)
             blocks, steps = (4, 4) if args.quick else (8, 6)
             if name == "resnet20":
                 blocks, steps = (3, 2) if args.quick else (5, 3)

@@ -55,7 +55,7 @@ def zoo_parameters(model_name: str, input_shape: tuple[int, int, int], num_class
         model = create(model_name, num_classes=num_classes, in_channels=input_shape[0]).eval()
         with torch.no_grad():
             out = model(torch.zeros(2, *input_shape))
-    except Exception:  # noqa: BLE001 - any failure means "does not fit this input"
+    except Exception:  # any failure means "does not fit this input"
         return None
     if tuple(out.shape) != (2, num_classes):
         return None

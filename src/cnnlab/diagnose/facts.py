@@ -12,7 +12,7 @@ from cnnlab.diagnose import capacity, curves
 from cnnlab.train.callbacks.early_stopping import infer_mode
 
 # What `fit` falls back to when a config leaves these out (TrainConfig's defaults).
-DEFAULT_MONITOR = "val_accuracy"
+DEFAULT_MONITOR = "val_loss"
 DEFAULT_OPTIMIZER = {"name": "sgd", "lr": 0.01, "weight_decay": 0.0}
 
 
@@ -169,7 +169,7 @@ def _build_model(meta: dict[str, Any]) -> nn.Module | None:
         return None
     try:
         return build_model(spec, int(shape[0]), int(meta["num_classes"]), tuple(shape[1:]))
-    except Exception:  # noqa: BLE001 - a model that cannot be rebuilt leaves the config's word as the only evidence
+    except Exception:  # a model that cannot be rebuilt leaves the config's word as the only evidence
         return None
 
 
@@ -196,13 +196,12 @@ def _regularization(
     )
 
 
-def _best_index(history: list[dict[str, Any]], monitor: str | None, results: dict[str, Any] | None) -> int | None:
-    epoch = (results or {}).get("best_epoch")
-    if epoch is not None:
-        for index, row in enumerate(history):
-            if int(row.get("epoch", index + 1)) == int(epoch):
-                return index
-    return curves.best_index(history, monitor, infer_mode(monitor)) if monitor else None
+def _monitor(config: dict[str, Any], has_validation: bool) -> str | None:
+    """The metric whose best epoch `fit` restores at the end: early stopping's monitor (val_loss by default)."""
+    if not has_validation:
+        return None
+    early = _nested(config, "early_stopping")
+    return str(early.get("monitor") or DEFAULT_MONITOR)
 
 
 def build_facts(
@@ -220,8 +219,7 @@ def build_facts(
         model = _build_model(meta)
     parameters = meta.get("parameters") or (capacity.count_parameters(model) if model is not None else None)
     has_val = curves.has_metric(history, "val_accuracy") or curves.has_metric(history, "val_loss")
-    monitor = config.get("monitor") or DEFAULT_MONITOR
-    monitor = monitor if has_val else None
+    monitor = _monitor(config, has_val)
     shape = meta.get("input_shape")
     return RunFacts(
         history=list(history),
@@ -236,7 +234,7 @@ def build_facts(
         model_options=capacity.builder_options(model_name),
         optimizer={**DEFAULT_OPTIMIZER, **_nested(config, "optimizer")},
         monitor=monitor,
-        best_index=_best_index(history, monitor, results),
+        best_index=curves.best_index(history, monitor, infer_mode(monitor)) if monitor else None,
         regularization=_regularization(config, meta, model, model_name),
         results=results,
         classes=[str(c) for c in meta.get("classes") or []],

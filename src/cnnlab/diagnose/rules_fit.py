@@ -93,16 +93,10 @@ def _percent(value: Any) -> str:
     return f"{100 * float(value):.1f}%"
 
 
-def high_variance(facts: RunFacts) -> Finding | None:
-    """The model does much better on its training data than on data it has not seen."""
-    if not facts.has_validation or not facts.history:
-        return None
-    v = variance(facts)
-    if not v.shows:
-        return None
-    severe = (v.gap_end or 0.0) >= GAP_CRITICAL or (v.gap_open and v.loss_turned)
+def _variance_evidence(facts: RunFacts, v: Variance) -> tuple[dict[str, Any], list[str]]:
+    """The numbers behind a high-variance finding, and the sentences that quote them."""
     last, epoch_end = facts.last, curves.epoch_of(facts.history, -1)
-    evidence = {
+    evidence: dict[str, Any] = {
         "train_accuracy_end": last.get("train_accuracy"),
         "val_accuracy_end": last.get("val_accuracy"),
         "accuracy_gap_end": v.gap_end,
@@ -136,7 +130,18 @@ def high_variance(facts: RunFacts) -> Finding | None:
             f"Validation loss bottomed at {turn['val_loss_min']:.3f} in epoch {evidence['val_loss_min_epoch']} and "
             f"then rose {_percent(turn['val_rise'])} while training loss fell {_percent(turn['train_fall'])}."
         )
-    changes = remedies.regularize(facts, stronger=True)
+    return evidence, sentences
+
+
+def high_variance(facts: RunFacts) -> Finding | None:
+    """The model does much better on its training data than on data it has not seen."""
+    if not facts.has_validation or not facts.history:
+        return None
+    v = variance(facts)
+    if not v.shows:
+        return None
+    severe = (v.gap_end or 0.0) >= GAP_CRITICAL or (v.gap_open and v.loss_turned)
+    evidence, sentences = _variance_evidence(facts, v)
     words = (
         "Regularise harder: augment the data, add dropout and weight decay where missing, and stop early; "
         "more training data is the surest cure (see limited_data)."
@@ -148,7 +153,7 @@ def high_variance(facts: RunFacts) -> Finding | None:
         "High variance: the model fits its training data far better than unseen data",
         evidence,
         " ".join(sentences),
-        changes,
+        remedies.regularize(facts, stronger=True),
         words,
     )
 

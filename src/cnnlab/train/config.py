@@ -32,7 +32,7 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
     patience: int | None = field(default=None, metadata={"help": "epochs without improvement before stopping"})
-    monitor: str = field(default="val_loss", metadata={"help": "any logged metric, e.g. val_accuracy"})
+    monitor: str | None = field(default=None, metadata={"help": "any logged metric (default: the run's monitor)"})
     mode: str = field(default="auto", metadata={"help": "min | max | auto (from the metric name)"})
     min_delta: float = 0.0
 
@@ -68,7 +68,9 @@ class TrainConfig:
     grad_clip: float | None = field(default=None, metadata={"help": "max global gradient norm"})
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     # run
-    monitor: str = field(default="val_accuracy", metadata={"help": "metric that decides best.pt"})
+    monitor: str = field(
+        default="val_accuracy", metadata={"help": "metric that picks the best epoch (best.pt, restored weights)"}
+    )
     out: str = field(default="", metadata={"help": "run folder (default runs/<model>)"})
     seed: int = 0
     deterministic: bool = False

@@ -166,10 +166,12 @@ def fit(
         callbacks.append(cb.TensorBoardLogger(run_dir))
     if config.progress:
         callbacks.append(cb.ProgressBar(config.epochs))
-    monitor = es.monitor if val_set is not None else es.monitor.replace("val_", "train_")
+    # One metric picks the best epoch for both best.pt and the weights restored at the end.
+    monitor = es.monitor or config.monitor
+    if val_set is None:
+        monitor = monitor.replace("val_", "train_")
     callbacks.append(cb.EarlyStopping(monitor, es.patience, es.mode, es.min_delta))
-    best_monitor = config.monitor if val_set is not None else config.monitor.replace("val_", "train_")
-    callbacks.append(cb.ModelCheckpoint(run_dir, best_monitor))  # after the others: saves their state too
+    callbacks.append(cb.ModelCheckpoint(run_dir, monitor, es.mode))  # after the others: saves their state too
     callbacks += user_callbacks
 
     trainer = Trainer(
