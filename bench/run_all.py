@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 
 from benchlib import BENCH_DIR, REPO, choose_threads, load_average
@@ -26,6 +27,18 @@ def summary_lines(output: str) -> list[str]:
     lines = output.rstrip().splitlines()
     last_table = max((i for i, line in enumerate(lines) if line.startswith("|")), default=-1)
     return [line for line in lines[last_table + 1 :] if line.strip()]
+
+
+def run_streaming(command: list[str]) -> subprocess.CompletedProcess:
+    """Run `command`, echoing its stdout line by line as it comes; stderr goes to a file (no pipe to fill)."""
+    with tempfile.TemporaryFile("w+") as errors:
+        with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True) as process:
+            lines = []
+            for line in process.stdout:
+                print(line, end="", flush=True)
+                lines.append(line)
+        errors.seek(0)
+        return subprocess.CompletedProcess(command, process.returncode, "".join(lines), errors.read())
 
 
 def main() -> None:
@@ -49,13 +62,12 @@ def main() -> None:
             command += ["--cifar10", args.cifar10]
         start = time.perf_counter()
         print(f"\n== {name} ==", flush=True)
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        print(done.stdout, end="", flush=True)
-        if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
-            summaries[name] = [f"FAILED (exit {done.returncode})"]
+        output = run_streaming(command)
+        if output.returncode != 0:
+            summaries[name] = [f"FAILED (exit {output.returncode}): {output.stderr.strip().splitlines()[-1:]}"]
+            print(output.stderr[-3000:], file=sys.stderr)
         else:
-            summaries[name] = summary_lines(done.stdout)
+            summaries[name] = summary_lines(output.stdout)
         print(f"({name}: {time.perf_counter() - start:.0f} s)", flush=True)
     print(f"\n== every ratio ({time.perf_counter() - began:.0f} s in all) ==")
     for name, lines in summaries.items():

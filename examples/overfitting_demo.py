@@ -2,8 +2,8 @@
 
     python examples/overfitting_demo.py [--out runs/overfitting_demo]
 
-1. Trains ResNet-18 (11.2M parameters) on 1,000 MNIST training images (another 1,000 held out for validation)
-   with no regularization at all: no augmentation, dropout, weight decay or early stopping.
+1. Trains ResNet-18 (11.2M parameters) on 500 MNIST training images (50 per class; another 1,000 held out for
+   validation) with no regularization at all: no augmentation, dropout, weight decay or early stopping.
 2. Diagnoses the run: it must report high_variance, limited_data and inadequate_regularization.
 3. Writes the prescribed config (`cnnlab diagnose RUN --write-config`) and trains it.
 4. Prints both runs' train/val gap and validation accuracy, and asserts that the prescription shrank the gap and
@@ -28,9 +28,11 @@ from cnnlab.data import mnist_path  # noqa: E402
 from cnnlab.diagnose import diagnose_run, write_fixed_config  # noqa: E402
 from cnnlab.train import OptimizerConfig, TrainConfig, fit  # noqa: E402
 
-# 2,000 stratified MNIST training images, half of them held out for validation: 1,000 to train on (~100 per class).
-SUBSET = 2000
-VAL_SPLIT = 0.5
+# 1,500 stratified MNIST training images, two thirds held out for validation: 500 to train on (50 per class).
+# (With 1,000 training images ResNet-18 already reaches ~95% on MNIST: too little room to show a difference
+# beyond the noise of a 1,000-image validation set.)
+SUBSET = 1500
+VAL_SPLIT = 2 / 3
 EXPECTED = {"high_variance", "limited_data", "inadequate_regularization"}
 
 
@@ -102,7 +104,7 @@ def report(label: str, numbers: dict[str, float], seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/overfitting_demo", help="folder for the runs")
-    parser.add_argument("--epochs", type=int, default=25, help="epochs of the overfitting run")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs of the overfitting run")
     args = parser.parse_args(argv)
     out, start = Path(args.out), time.perf_counter()
 

@@ -129,16 +129,19 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
         if dataclasses.is_dataclass(tp):
             add_dataclass_arguments(parser, tp, dotted + ".")
             continue
-        help_text = field.metadata.get("help", "")
-        flags = [_flag_name(dotted)]
-        if "_" in dotted:
-            flags.append("--" + dotted)
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+        help_text = f"{field.metadata.get('help', '')} (default: {default})".strip()
         if tp is bool:
             parser.add_argument(
-                *flags, dest=dotted, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+                _flag_name(dotted),
+                dest=dotted,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
             )
-        else:
-            parser.add_argument(*flags, dest=dotted, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
+            continue
+        flags = [_flag_name(dotted)] + (["--" + dotted] if "_" in dotted else [])
+        parser.add_argument(*flags, dest=dotted, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
 
 
 def overrides_from_args(args: argparse.Namespace, cls: type) -> dict[str, Any]:

@@ -44,9 +44,9 @@ def short_config(data, out, **values) -> TrainConfig:
 
 
 def test_memorising_100_digits_is_diagnosed_as_overfitting(digits, tmp_path):
-    config = short_config(digits, tmp_path / "overfit", epochs=30, optimizer=OptimizerConfig(name="adam", lr=3e-3))
+    config = short_config(digits, tmp_path / "overfit", epochs=15, optimizer=OptimizerConfig(name="adam", lr=3e-3))
     result = fit(config)
-    assert result.history[-1]["train_accuracy"] == 1.0
+    assert result.history[-1]["train_accuracy"] >= 0.98
     diagnosis = diagnose_run(result.run_dir)
     assert diagnosis.verdict == "overfitting"
     assert {"high_variance", "limited_data", "inadequate_regularization"} <= set(diagnosis.ids)
@@ -66,11 +66,29 @@ def test_small_model_trained_too_briefly_is_underfitting_not_overfitting(digits,
 
 
 def test_learning_curve_on_nested_fractions(digits, tmp_path):
-    config = short_config(digits, tmp_path / "unused", epochs=4, optimizer=OptimizerConfig(name="adam", lr=3e-3))
+    config = short_config(digits, tmp_path / "unused", epochs=2, optimizer=OptimizerConfig(name="adam", lr=3e-3))
     curve = learning_curve(config, [0.5, 1.0], tmp_path / "curve", log=None)
     assert [p.train_size for p in curve.points] == [50, 100]
-    assert [p.epochs_run for p in curve.points] == [8, 4]  # same number of steps for every fraction
+    assert [p.epochs_run for p in curve.points] == [4, 2]  # same number of steps for every fraction
     saved = json.loads((tmp_path / "curve" / "learning_curve.json").read_text())
     assert saved["more_data_helps"] == curve.more_data_helps
     assert saved["points"][1]["val_accuracy"] == pytest.approx(curve.points[1].val_accuracy)
     assert (tmp_path / "curve" / "learning_curve.png").stat().st_size > 1000
+
+
+def test_learning_curve_command_prints_a_table_and_writes_files(digits, tmp_path, capsys):
+    flags = "--model lenet5_modern --fractions 0.5,1.0 --epochs 1 --batch-size 25 --threads 2".split()
+    argv = ["learning-curve", *flags, "--data", str(digits), "--out", str(tmp_path / "curve")]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "fraction  images  val_accuracy" in text and "\n       1     100" in text
+    assert (tmp_path / "curve" / "learning_curve.json").is_file()
+
+
+def test_diagnose_with_data_fractions_reuses_the_runs_config(digits, tmp_path, capsys):
+    config = short_config(digits, tmp_path / "brief", epochs=1, optimizer=OptimizerConfig(name="sgd", lr=1e-3))
+    run_dir = fit(config).run_dir
+    assert main(["diagnose", str(run_dir), "--data-fractions", "0.5,1", "--epochs", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "learning curve:" in text and "UNDERFITTING" in text
+    assert (run_dir / "learning_curve" / "learning_curve.png").is_file()

@@ -12,6 +12,9 @@ from torch import nn
 # (LeNet-5 for 32x32 digits, the CIFAR ResNets for 32x32 photos); these are the ones worth proposing as smaller
 # replacements. The ImageNet families (AlexNet, VGG, ResNet-18...) are what a user swaps away from.
 SMALL_INPUT_SIDE = 64
+# Paper-faithful reproductions (LeNet-5's fixed RBF output and scaled tanh, AlexNet's LRN) are baselines to
+# compare with, not what to train on a new problem: they are never proposed as replacements.
+HISTORICAL_MODELS = frozenset({"lenet5", "alexnet_paper"})
 
 
 def builder_options(model_name: str | None) -> set[str]:
@@ -65,7 +68,11 @@ def zoo_parameters(model_name: str, input_shape: tuple[int, int, int], num_class
 def small_zoo_models() -> list[str]:
     from cnnlab.models import get_entry, list_models
 
-    return [name for name in list_models() if max(get_entry(name).default_input[1:]) <= SMALL_INPUT_SIDE]
+    return [
+        name
+        for name in list_models()
+        if max(get_entry(name).default_input[1:]) <= SMALL_INPUT_SIDE and name not in HISTORICAL_MODELS
+    ]
 
 
 def smaller_models(input_shape: tuple[int, int, int], num_classes: int, below: int) -> list[tuple[str, int]]:

@@ -12,7 +12,7 @@ from cnnlab.diagnose import capacity, curves
 from cnnlab.train.callbacks.early_stopping import infer_mode
 
 # What `fit` falls back to when a config leaves these out (TrainConfig's defaults).
-DEFAULT_MONITOR = "val_loss"
+DEFAULT_MONITOR = "val_accuracy"
 DEFAULT_OPTIMIZER = {"name": "sgd", "lr": 0.01, "weight_decay": 0.0}
 
 
@@ -94,6 +94,11 @@ class RunFacts:
     @property
     def best_epoch(self) -> int | None:
         return curves.epoch_of(self.history, self.best_index) if self.best_index is not None else None
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        values = [v for v in curves.column(self.history, "val_accuracy") if math.isfinite(v)]
+        return max(values) if values else None
 
     @property
     def chance_accuracy(self) -> float:
@@ -197,11 +202,11 @@ def _regularization(
 
 
 def _monitor(config: dict[str, Any], has_validation: bool) -> str | None:
-    """The metric whose best epoch `fit` restores at the end: early stopping's monitor (val_loss by default)."""
+    """The metric whose best epoch `fit` restores at the end: early stopping's monitor, else the run's."""
     if not has_validation:
         return None
     early = _nested(config, "early_stopping")
-    return str(early.get("monitor") or DEFAULT_MONITOR)
+    return str(early.get("monitor") or config.get("monitor") or DEFAULT_MONITOR)
 
 
 def build_facts(

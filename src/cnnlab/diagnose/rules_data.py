@@ -52,8 +52,8 @@ def limited_data(facts: RunFacts) -> Finding | None:
         "more_data_helps": (facts.learning_curve or {}).get("more_data_helps"),
     }
     summary = (
-        f"{facts.train_size} training images for {facts.num_classes} classes (fewest in one class: {per_class:.0f}, "
-        f"against ~{LIMITED_SAMPLES_PER_CLASS} a CNN usually needs from scratch)"
+        f"{facts.train_size or 0:,} training images for {facts.num_classes} classes "
+        f"(fewest in one class: {per_class:.0f}, against ~{LIMITED_SAMPLES_PER_CLASS} a CNN usually needs from scratch)"
         + (f"; {ratio:,.0f} parameters per training image." if ratio is not None else ".")
     )
     changes = remedies.augmentation(facts)
@@ -108,7 +108,7 @@ def complex_architecture(facts: RunFacts) -> Finding | None:
         "train_samples": facts.train_size,
         "parameters_per_sample": ratio,
         "memorised_epoch": memorised,
-        "best_val_accuracy": facts.best.get("val_accuracy"),
+        "best_val_accuracy": facts.best_val_accuracy,
         "suggested_model": replacement[0] if replacement else None,
         "suggested_parameters": replacement[1] if replacement else None,
     }

@@ -209,7 +209,7 @@ def trained_too_long(facts: RunFacts) -> Finding | None:
     )
     changes = remedies.early_stopping(facts)
     words = (
-        f"Stop once {facts.config.get('early_stopping', {}).get('monitor', 'val_loss')} has not improved for "
+        f"Stop once {facts.monitor} has not improved for "
         f"{remedies.patience_for(facts)} epochs; the best epoch's weights are restored at the end."
     )
     severity = "warning" if past >= 0.5 * facts.epochs_run else "info"
@@ -228,7 +228,7 @@ def trained_too_long(facts: RunFacts) -> Finding | None:
 def _fit_accuracy(facts: RunFacts) -> float | None:
     """How well the model fits: the better of final train and best val accuracy (augmentation, dropout and
     mixup make the logged train accuracy understate it)."""
-    values = [facts.last.get("train_accuracy"), facts.best.get("val_accuracy")]
+    values = [facts.last.get("train_accuracy"), facts.best_val_accuracy]
     finite = [float(v) for v in values if curves.is_finite(v)]
     return max(finite) if finite else None
 
@@ -259,7 +259,7 @@ def underfitting(facts: RunFacts) -> Finding | None:
     critical = fit < max(2 * facts.chance_accuracy, 0.5)
     evidence = {
         "train_accuracy_end": facts.last.get("train_accuracy"),
-        "val_accuracy_best": facts.best.get("val_accuracy"),
+        "val_accuracy_best": facts.best_val_accuracy,
         "train_loss_end": facts.last.get("train_loss"),
         "chance_accuracy": facts.chance_accuracy,
         "chance_loss": facts.chance_loss,
@@ -270,7 +270,7 @@ def underfitting(facts: RunFacts) -> Finding | None:
     summary = (
         f"After {facts.epochs_run} epoch(s) the model gets only {_percent(fit)} right (train "
         f"{_percent(facts.last.get('train_accuracy', 0))}, best validation "
-        f"{_percent(facts.best.get('val_accuracy', 0) or 0)}; chance is {_percent(facts.chance_accuracy)}), with "
+        f"{_percent(facts.best_val_accuracy or 0)}; chance is {_percent(facts.chance_accuracy)}), with "
         f"train loss {facts.last.get('train_loss', math.nan):.3f} against {facts.chance_loss:.3f} for a uniform "
         "guess; " + ("it was still improving at the end." if improving else "its training loss has levelled off.")
     )
