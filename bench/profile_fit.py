@@ -10,6 +10,8 @@
    from a real `fit` call) against the hand-written step; and model/kernel variants (channels_last, LeNet-5's
    identity adaptive pool removed, ReLU after the max-pool, bf16 autocast) as ratios to fit's default step.
 3. torch.profiler: the ops that take the time in fit's default step.
+4. Threads: the hand loop on 1 thread vs all cores, with OpenMP's default (spinning) wait policy and with
+   OMP_WAIT_POLICY=PASSIVE, each in a fresh process (on a shared machine, spinning threads lose their core).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from benchlib import (
     affine_from,
     append_results,
     choose_threads,
+    cores,
     load_average,
     markdown_table,
     median,
@@ -163,6 +166,21 @@ def fit_step(trainer) -> Contender:
     return Contender("fit's step (Trainer.train_step + callbacks)", step)
 
 
+def with_threads(contender: Contender, threads: int, restore: int) -> Contender:
+    """The same step run on `threads` torch threads (the others keep `restore`)."""
+    inner = contender.step
+
+    def step(x, y) -> None:
+        torch.set_num_threads(threads)
+        try:
+            inner(x, y)
+        finally:
+            torch.set_num_threads(restore)
+
+    contender.step = step
+    return contender
+
+
 def hand_step(label: str, model: nn.Module, mean, std, channels_last=False, bf16=False, foreach=None) -> Contender:
     """The minimal step, optionally with one setting changed."""
     scale, shift = affine_from(mean, std)
@@ -199,6 +217,11 @@ def lenet_pool_then_relu(model: nn.Module) -> nn.Module:
 def variants(name: str, trainer, mean, std, compiled: bool) -> list[Contender]:
     base = trainer.unwrapped_model
     contenders = [fit_step(trainer), hand_step("hand-written step", copy.deepcopy(base), mean, std)]
+    threads = torch.get_num_threads()
+    other = cores() if threads < cores() else 1  # the other sensible choice on this machine
+    if other != threads:
+        step = hand_step(f"hand step, {other} thread(s) instead of {threads}", copy.deepcopy(base), mean, std)
+        contenders.append(with_threads(step, other, threads))
     contenders.append(hand_step("hand step, channels_last", copy.deepcopy(base), mean, std, channels_last=True))
     contenders.append(hand_step("hand step, Adam foreach", copy.deepcopy(base), mean, std, foreach=True))
     if name == "lenet5_modern":
@@ -251,13 +274,62 @@ def op_table(trainer, batches, rows: int = 10) -> str:
     return markdown_table(["op (fit's default step)", "ms per step", "share"], table)
 
 
+# -- 4. threads and OpenMP's wait policy (separate processes: the policy is read when OpenMP starts) ----------
+
+
+def thread_worker(threads: int, images: int) -> None:
+    """Print the hand loop's images/s for LeNet-5 on random MNIST-shaped data (median of epochs 2 and 3)."""
+    from benchlib import hand_loop
+
+    from cnnlab.models import create
+
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (images, 1, 28, 28), dtype=torch.uint8, generator=generator)
+    y = torch.randint(0, 10, (images,), generator=generator)
+    torch.manual_seed(0)
+    seconds = hand_loop(create("lenet5_modern"), x, y, [0.13], [0.31], 256, 3)
+    print(f"RATE {median([images / s for s in seconds[1:]])}", flush=True)
+
+
+def thread_policy_table(quick: bool) -> tuple[str, str]:
+    """LeNet-5 hand-loop images/s: 1 thread, all cores (OpenMP's default spin-wait), all cores with
+    OMP_WAIT_POLICY=PASSIVE; each in a fresh process, rounds alternated; ratios to 1 thread."""
+    import os
+    import subprocess
+    import sys
+
+    settings = [("1 thread", 1, None), (f"{cores()} threads", cores(), None)]
+    settings.append((f"{cores()} threads, OMP_WAIT_POLICY=PASSIVE", cores(), "PASSIVE"))
+    rates: dict[str, list[float]] = {label: [] for label, _, _ in settings}
+    for number in range(1 if quick else 3):
+        for label, threads, policy in settings if number % 2 == 0 else settings[::-1]:
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+            if policy:
+                env["OMP_WAIT_POLICY"] = policy
+            images = "2048" if quick else "4096"
+            command = [sys.executable, __file__, "--thread-worker", str(threads), "--images", images]
+            out = subprocess.run(command, env=env, capture_output=True, text=True).stdout
+            rates[label] += [float(line.split()[1]) for line in out.splitlines() if line.startswith("RATE ")]
+    one = median(rates["1 thread"])
+    rows = [[label, median(values), median(values) / one] for label, values in rates.items() if values]
+    ratios = ", ".join(f"{row[0]}: {row[2]:.2f}" for row in rows[1:])
+    note = f"threads, images/s ratio to 1 thread ({ratios}); load average {load_average():.2f} on {cores()} cores"
+    return markdown_table(["LeNet-5 hand loop, batch 256", "images/s", "ratio to 1 thread"], rows), note
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", default="auto")
     parser.add_argument("--compile", action="store_true", help="also a torch.compile contender (slow to compile)")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--thread-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--images", type=int, default=4096, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.thread_worker:
+        thread_worker(args.thread_worker, args.images)
+        return
     load_before = load_average()
     threads = choose_threads(args.threads)
     torch.set_num_threads(threads)
@@ -272,9 +344,10 @@ def main() -> None:
             mean = (-trainer.prepare.shift / trainer.prepare.scale / 255.0).flatten().tolist()
             std = (1.0 / trainer.prepare.scale / 255.0).flatten().tolist()
             contenders = variants(name, trainer, mean, std, args.compile)
-            blocks, steps = (4, 4) if args.quick else (8, 6)
+            # Short blocks, many of them: the load of other processes changes within seconds here.
+            blocks, steps = (10, 3) if args.quick else (24, 3)
             if name == "resnet20":
-                blocks, steps = (3, 2) if args.quick else (5, 3)
+                blocks, steps = (3, 2) if args.quick else (8, 1)
             interleaved(contenders, batches, blocks, steps)
             base = median(contenders[0].times)
             step_rows = [[c.label, median(c.times) * 1e3, median(c.times) / base] for c in contenders]
@@ -288,6 +361,11 @@ def main() -> None:
             sections += shown
             overhead = base / median(contenders[1].times)
             notes.append(f"{name}: fit's step takes {overhead:.3f}x the hand-written step's time (same model, batches)")
+    if cores() > 1:
+        threads_table, threads_note = thread_policy_table(args.quick)
+        print(threads_table, flush=True)
+        sections.append(threads_table)
+        notes.append(threads_note)
     if not args.no_record:
         append_results(
             "Profile of fit's step" + (" (quick)" if args.quick else ""),

@@ -36,7 +36,7 @@ VAL_SPLIT = 2 / 3
 EXPECTED = {"high_variance", "limited_data", "inadequate_regularization"}
 
 
-def overfitting_config(out: Path, epochs: int) -> TrainConfig:
+def overfitting_config(out: Path, epochs: int, threads: int | None) -> TrainConfig:
     """A big network, a small data set, and none of the defences against overfitting."""
     return TrainConfig(
         model="resnet18",
@@ -48,11 +48,11 @@ def overfitting_config(out: Path, epochs: int) -> TrainConfig:
         optimizer=OptimizerConfig(name="adam", lr=1e-3),
         out=str(out / "resnet18_1k"),
         progress=False,
-        threads=2,
+        threads=threads,
     )
 
 
-def underfitting_config(out: Path) -> TrainConfig:
+def underfitting_config(out: Path, threads: int | None) -> TrainConfig:
     """A small network stopped long before it could fit: one epoch at a hundredth of the usual SGD rate."""
     return TrainConfig(
         model="lenet5_modern",
@@ -64,7 +64,7 @@ def underfitting_config(out: Path) -> TrainConfig:
         optimizer=OptimizerConfig(name="sgd", lr=1e-3),
         out=str(out / "lenet5_1epoch"),
         progress=False,
-        threads=2,
+        threads=threads,
     )
 
 
@@ -104,11 +104,17 @@ def report(label: str, numbers: dict[str, float], seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/overfitting_demo", help="folder for the runs")
-    parser.add_argument("--epochs", type=int, default=40, help="epochs of the overfitting run")
+    parser.add_argument("--epochs", type=int, default=60, help="epochs of the overfitting run")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads (default: torch's, one per core); on a machine "
+        "shared with other jobs, 1 avoids threads waiting on each other",
+    )
     args = parser.parse_args(argv)
     out, start = Path(args.out), time.perf_counter()
 
-    before, before_seconds = train(overfitting_config(out, args.epochs), "overfitting run")
+    before, before_seconds = train(overfitting_config(out, args.epochs, args.threads), "overfitting run")
     diagnosis = diagnose_run(before.run_dir)
     print("\n" + format_diagnosis(diagnosis) + "\n")
     missing = EXPECTED - set(diagnosis.ids)
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prescribed config: {out / 'fixed.yaml'} (model {fixed.model}, augment {dict(fixed.augment)})")
     after, after_seconds = train(fixed, "prescribed run")
 
-    brief, _ = train(underfitting_config(out), "short run")
+    brief, _ = train(underfitting_config(out, args.threads), "short run")
     brief_diagnosis = diagnose_run(brief.run_dir)
 
     b, a = best_numbers(before), best_numbers(after)

@@ -220,3 +220,14 @@ def test_class_imbalance_quotes_macro_f1_from_results():
 def test_no_validation_split_skips_variance_rules():
     rows = cases.history([0.3, 0.1, 0.05], [0.9, 0.97, 0.99])
     assert diagnose(rows, cases.config(val_split=0.0), cases.meta()) == []
+
+
+def test_a_wide_loss_gap_alone_is_high_variance():
+    rows, cfg, meta = cases.healthy()
+    for index, row in enumerate(rows):
+        row["val_loss"] = 0.15 + 0.01 * (len(rows) - 1 - index)  # falling to 0.15: no turn
+    for row in rows[-4:]:
+        row.update(train_loss=0.005, train_accuracy=0.999, val_accuracy=0.97)
+    finding = next(f for f in diagnose(rows, cfg, meta) if f.id == "high_variance")
+    assert finding.severity == "warning"  # 2.9-point accuracy gap: only the loss says it
+    assert finding.evidence["loss_ratio_end"] == 30.0 and "30x the training loss" in finding.summary

@@ -241,6 +241,8 @@ def plot_learning_curve(curve: LearningCurve, path: str | Path) -> Path:
             label="power-law extrapolation",
         )
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [f"{int(n):,}" for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training images")
     ax.set_ylabel("accuracy")
     ax.set_title("learning curve: " + ("more data helps" if curve.more_data_helps else "flattened"))
