@@ -30,7 +30,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench examples
 
 bench: $(STAMP)
-	$(BIN)/python bench/overhead.py --quick
+	$(BIN)/python -m pip install -q -c constraints/ci.txt -e '.[bench]'
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

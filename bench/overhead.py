@@ -79,7 +79,7 @@ def workloads(quick: bool, tmp: Path) -> list[Workload]:
     if quick:
         cifar = write_cifar_like_npz(tmp / "cifar_like.npz", train=256, test=64)
         return [
-            Workload("LeNet-5 modern, MNIST", "lenet5_modern", str(MNIST), 5_000, 12),
+            Workload("LeNet-5 modern, MNIST", "lenet5_modern", str(MNIST), 4_000, 20),
             Workload("LeNet-5 paper, MNIST", "lenet5", str(MNIST), 4_000, 4),
             Workload("ResNet-20, CIFAR-shaped", "resnet20", str(cifar), None, 4, batch_size=128),
         ]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# OpenMP threads that spin while waiting collapse when another process holds a core: measured 12-16x slower
+# LeNet-5 steps with 2 spinning threads on a shared 2-core machine (bench/RESULTS.md). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cnnlab.errors import CnnlabError
 
