@@ -11,7 +11,8 @@
 5. Trains a small model far too briefly (LeNet-5 modern, one epoch, tiny learning rate) and checks that it is
    diagnosed as underfitting, not overfitting.
 
-Runs on CPU in a few minutes (2 cores); `--epochs` trades time for a longer run.
+Runs on CPU in a few minutes (2 idle cores); on a machine shared with other jobs pass `--threads 1` (two threads
+that keep waiting for each other there are many times slower than one).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def overfitting_config(out: Path, epochs: int, threads: int | None) -> TrainConf
         epochs=epochs,
         batch_size=32,
         optimizer=OptimizerConfig(name="adam", lr=1e-3),
-        out=str(out / "resnet18_1k"),
+        out=str(out / "resnet18_500"),
         progress=False,
         threads=threads,
     )
