@@ -23,9 +23,10 @@ DROPOUT_RATE = 0.5
 # decoupled decay 0.05 (the DeiT / ConvNeXt value).
 SGD_WEIGHT_DECAY = 5e-4
 ADAMW_WEIGHT_DECAY = 0.05
-# Enough epochs to ride out the noise of one validation measurement, few enough to waste little compute.
-EARLY_STOPPING_PATIENCE = 5
-SHORT_RUN_PATIENCE = 3  # for runs of 10 epochs or fewer
+# Early-stopping patience: about a sixth of the planned epochs, so a noisy validation curve (small validation
+# sets, batch norm on small batches) does not stop a run that is still improving; at least 3, at most 10.
+PATIENCE_FRACTION = 1 / 6
+MIN_PATIENCE, MAX_PATIENCE = 3, 10
 # Typical starting learning rates: SGD with momentum 0.1 (He et al. 2016), Adam/AdamW 1e-3 (Kingma & Ba 2015).
 TYPICAL_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
@@ -77,7 +78,7 @@ def weight_decay(facts: RunFacts) -> dict[str, Any]:
 
 
 def patience_for(facts: RunFacts) -> int:
-    return SHORT_RUN_PATIENCE if facts.epochs_planned <= 10 else EARLY_STOPPING_PATIENCE
+    return min(max(round(facts.epochs_planned * PATIENCE_FRACTION), MIN_PATIENCE), MAX_PATIENCE)
 
 
 def early_stopping(facts: RunFacts) -> dict[str, Any]:

@@ -56,7 +56,8 @@ def limited_data(facts: RunFacts) -> Finding | None:
         f"(fewest in one class: {per_class:.0f}, against ~{LIMITED_SAMPLES_PER_CLASS} a CNN usually needs from scratch)"
         + (f"; {ratio:,.0f} parameters per training image." if ratio is not None else ".")
     )
-    changes = remedies.augmentation(facts)
+    # Augmentation is a regularizer: prescribed only where the run shows variance, never to a model that underfits.
+    changes = remedies.augmentation(facts) if shows_variance else {}
     words = (
         "Collect more labelled images if at all possible (`cnnlab learning-curve` measures whether it pays); "
         "meanwhile augmentation multiplies the data you have, and starting from pretrained weights "

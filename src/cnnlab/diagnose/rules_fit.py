@@ -280,6 +280,12 @@ def _bigger_model(facts: RunFacts) -> dict[str, Any]:
     return {"model": larger[0][0], "layers": None} if larger else {}
 
 
+def _trend_words(facts: RunFacts, improving: bool) -> str:
+    if facts.epochs_run < 2:
+        return "one epoch shows no trend yet."
+    return "it was still improving at the end." if improving else "its training loss has levelled off."
+
+
 def underfitting(facts: RunFacts) -> Finding | None:
     """High bias: the model does not fit even its training data."""
     if not facts.history or curves.first_nonfinite_index(facts.history) is not None:
@@ -304,11 +310,12 @@ def underfitting(facts: RunFacts) -> Finding | None:
         f"{_percent(facts.last.get('train_accuracy', 0))}, best validation "
         f"{_percent(facts.best_val_accuracy or 0)}; chance is {_percent(facts.chance_accuracy)}), with "
         f"train loss {facts.last.get('train_loss', math.nan):.3f} against {facts.chance_loss:.3f} for a uniform "
-        "guess; " + ("it was still improving at the end." if improving else "its training loss has levelled off.")
+        "guess; " + _trend_words(facts, improving)
     )
     if improving:
         changes = {"epochs": max(3 * facts.epochs_planned, 10)}
-        words = "Train longer (the loss is still falling); if it then levels off below 90%, use a bigger model."
+        falling = " (the loss is still falling)" if facts.epochs_run >= 2 else ""
+        words = f"Train longer{falling}; if it then levels off below 90%, use a bigger model."
     else:
         changes = _bigger_model(facts)
         words = (
