@@ -56,7 +56,7 @@ def _measure_curve(args: argparse.Namespace) -> dict | None:
 
 
 def _wrap(text: str, indent: str) -> str:
-    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent)
+    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def format_finding(finding: Finding) -> str:
