@@ -1,8 +1,13 @@
-"""cnnlab.summary: MACs agree with torch's FlopCounterMode, receptive fields with hand derivations, params add up."""
+"""cnnlab.summary: MACs agree with closed-form per-layer counts, receptive fields with hand derivations, params add up.
+
+summary.py counts MACs with torch's FlopCounterMode, so the zoo check below does not: it walks the modules with forward
+hooks and applies the textbook formula for each layer type to the shapes it sees.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -66,18 +71,108 @@ def test_hand_built_lenet_macs_match_flop_counter_and_hand_count():
     assert summary.params == sum(p.numel() for p in model.parameters()) == 61_706
 
 
+def closed_form_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
+    """The textbook MAC count of one layer call from its input and output shapes (bias, pooling, activations,
+    normalisation and other elementwise work count 0, as summary.py documents). Unknown layer types fail the test,
+    so a new layer in the zoo gets a rule here before it is trusted."""
+    from cnnlab.models.lenet import EuclideanRBF, PartialConv2d, ScaledTanh, Subsampling
+    from cnnlab.models.resnet_cifar import ShortcutA
+
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        # every output element is a dot product over (in_channels / groups) x kernel inputs
+        return output.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+    if isinstance(module, PartialConv2d):
+        # C3 runs as a dense 6 -> 16 convolution over the kernel tensor assembled from Table I (zeros included)
+        return output.numel() * module.in_channels * module.kernel_size**2
+    if isinstance(module, nn.Linear):
+        rows = inputs[0].numel() // module.in_features  # batch (and any other leading dims)
+        return rows * module.in_features * module.out_features
+    zero = (
+        nn.ReLU,
+        nn.Tanh,
+        ScaledTanh,
+        nn.BatchNorm2d,
+        nn.MaxPool2d,
+        nn.AvgPool2d,
+        nn.AdaptiveAvgPool2d,
+        nn.Dropout,
+        nn.Flatten,
+        Subsampling,  # a 2x2 pool times a per-map coefficient: elementwise
+        EuclideanRBF,  # squared differences to fixed centres: no matmul
+        ShortcutA,  # subsample and zero-pad
+    )
+    if isinstance(module, zero):
+        return 0
+    raise AssertionError(f"no closed-form MAC rule for {type(module).__name__}; add one to this test")
+
+
+def hooked_macs(model: nn.Module, input_shape: tuple[int, ...], batch_size: int) -> dict[str, int]:
+    """MACs per leaf module name (summed over calls), from forward hooks and `closed_form_macs`."""
+    counts: dict[str, int] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if next(module.children(), None) is not None:
+            continue
+
+        def hook(module, inputs, output, name=name):
+            counts[name] = counts.get(name, 0) + closed_form_macs(module, inputs, output)
+
+        handles.append(module.register_forward_hook(hook))
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(batch_size, *input_shape, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counts
+
+
 @pytest.mark.parametrize(
-    ("name", "shape"),
-    [("lenet5", (1, 32, 32)), ("lenet5_modern", (1, 28, 28)), ("resnet18", (3, 64, 64)), ("resnet20", (3, 32, 32))],
+    ("name", "shape", "batch_size"),
+    [
+        ("lenet5", (1, 32, 32), 1),
+        ("lenet5", (1, 28, 28), 2),  # padded to 32x32 inside forward
+        ("lenet5_modern", (1, 28, 28), 3),
+        ("resnet20", (3, 32, 32), 2),
+        ("resnet18", (3, 224, 224), 1),
+        ("vgg11", (3, 224, 224), 1),
+        ("alexnet", (3, 224, 224), 1),
+    ],
 )
-def test_zoo_macs_equal_flop_counter(name, shape):
+def test_zoo_macs_equal_closed_form_per_layer_counts(name, shape, batch_size):
+    """Independent of FlopCounterMode: per-layer formulas applied to the shapes forward hooks see."""
     from cnnlab.models import create
 
-    model = create(name, in_channels=shape[0])
-    summary = summarize(model, shape)
-    assert summary.macs == flop_counter_macs(model, shape)
-    assert sum(row.macs for row in summary.rows) == summary.macs
+    try:  # the meta device gives the shapes without the arithmetic (VGG-11 is 7.6 GMACs)
+        with torch.device("meta"):
+            model = create(name, in_channels=shape[0])
+        expected = hooked_macs(model, shape, batch_size)
+    except (RuntimeError, NotImplementedError):  # LeNet-5 keeps CPU buffers (Table I, RBF centres)
+        model = create(name, in_channels=shape[0])
+        expected = hooked_macs(model, shape, batch_size)
+    summary = summarize(model, shape, batch_size=batch_size)
+
+    per_layer: dict[str, int] = {}
+    for row in summary.rows:
+        if row.called:
+            per_layer[row.name] = per_layer.get(row.name, 0) + row.macs
+    assert per_layer == expected  # also: no "(functional ops)" row, every MAC sits in a layer
+    assert summary.macs == sum(expected.values())
     assert summary.params == sum(p.numel() for p in model.parameters())
+
+
+def test_closed_form_counts_match_the_hand_count_of_lenet5():
+    """The hook-based reference itself, on LeNet-5 as published: the dense C3 is 16x10x10 outputs x 6 x 25."""
+    from cnnlab.models import create
+
+    counts = hooked_macs(create("lenet5"), (1, 32, 32), 1)
+    assert counts["features.c1"] == 6 * 28 * 28 * 25
+    assert counts["features.c3"] == 16 * 10 * 10 * 6 * 25
+    assert counts["features.c5"] == 120 * 16 * 25
+    assert counts["f6"] == 120 * 84
+    assert counts["features.s2"] == counts["rbf"] == 0
+    assert sum(counts.values()) == 415_680  # the hand-built LeNet's 416,520 less its 84 x 10 output layer (here an RBF)
 
 
 def test_cifar_resnet20_is_the_papers_41m():

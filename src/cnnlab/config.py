@@ -184,8 +184,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if isinstance(data, list):
+        return {"layers": data}  # a bare layer list (`- conv: {...}` at the top level) is a net
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config fields at the top level")
+        raise ConfigError(f"{path}: expected a mapping of config fields (or a list of layers) at the top level")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
@@ -210,7 +212,7 @@ def _normalise_keys(tree: dict[str, Any]) -> dict[str, Any]:
 
 def _is_free_mapping(key: str) -> bool:
     # Mappings whose keys are user data (augmentation names, model options), not config fields.
-    return key in ("augment", "model_options", "options")
+    return key in ("augment", "model_options", "options", "task_options")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -218,4 +220,6 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    from cnnlab.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

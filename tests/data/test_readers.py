@@ -80,6 +80,22 @@ def test_idx_bad_magic_names_the_file(tmp_path):
         load_dataset(tmp_path)
 
 
+def test_idx_set_with_only_two_labels_still_has_the_ten_mnist_classes(tmp_path):
+    """An IDX folder is MNIST-style: a subset holding only 0s and 1s has 10 classes, not 2, named as before."""
+    images, labels = np.zeros((4, 2, 2), np.uint8), np.array([0, 1, 1, 0], np.uint8)
+    write_idx(tmp_path / "digits", images, labels)
+    splits = load_dataset(tmp_path / "digits", val_split=0)
+    assert splits.classes == [str(i) for i in range(10)]
+    assert splits.num_classes == 10
+    assert splits.train.classes == splits.classes
+
+    write_idx(tmp_path / "fashion_mnist", images, labels)  # Fashion-MNIST keeps its garment names
+    assert load_dataset(tmp_path / "fashion_mnist", val_split=0).classes[:2] == ["T-shirt/top", "Trouser"]
+
+    write_idx(tmp_path / "wide", images, np.array([0, 11, 1, 0], np.uint8))  # more than 10: max label + 1
+    assert load_dataset(tmp_path / "wide", val_split=0).num_classes == 12
+
+
 def test_idx_label_outside_declared_classes(tmp_path):
     write_idx(tmp_path / "fashion", np.zeros((2, 2, 2), np.uint8), np.array([3, 12], np.uint8))
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.*label 12"):

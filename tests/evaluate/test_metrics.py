@@ -37,3 +37,18 @@ def test_absent_class_has_zero_scores_not_nan():
     report = classification_report(logits, labels, ["a", "b", "c"])
     assert report.per_class["precision"][2] == 0.0 and report.per_class["f1"][2] == 0.0
     assert report.per_class["recall"] == [1.0, 0.5, 0.0]
+
+
+def test_macro_f1_averages_over_classes_seen_in_labels_or_predictions_like_scikit_learn():
+    # Class 2 ("c") is in neither the labels nor the predictions; class 3 ("d") is only ever predicted.
+    # scikit-learn's macro average runs over the labels in y_true | y_pred, i.e. {0, 1, 3}: the absent class is left
+    # out, while the predicted-only class counts with F1 0. Averaging over all four would give 1.3 / 4 = 0.325.
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    logits = torch.zeros(5, 4)
+    logits[torch.arange(5), torch.tensor([0, 0, 1, 0, 3])] = 2.0
+    report = classification_report(logits, labels, ["a", "b", "c", "d"])
+    y, predictions = labels.numpy(), logits.argmax(1).numpy()
+    expected = skm.f1_score(y, predictions, average="macro", zero_division=0)
+    assert report.macro_f1 == pytest.approx(expected)
+    assert report.macro_f1 == pytest.approx((0.8 + 0.5 + 0.0) / 3)
+    assert report.per_class["f1"][2] == 0.0  # still reported per class, just not averaged

@@ -2,7 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.train.callbacks import EarlyStopping, infer_mode
+from cnnlab.errors import ConfigError
+from cnnlab.tasks import Task
+from cnnlab.train.callbacks import EarlyStopping, MetricTracker, infer_mode
 
 
 class FakeTrainer:
@@ -59,11 +61,38 @@ def test_state_survives_a_resume():
     assert trainer.should_stop is True  # patience counted across the resume, as in one run
 
 
-def test_missing_metric_warns_and_lists_available():
-    stopper = EarlyStopping(monitor="val_auc", patience=1)
-    with pytest.warns(UserWarning, match="'val_auc' is not logged; available: train_loss, val_loss"):
+def test_missing_metric_is_an_error_listing_what_is_logged():
+    stopper = EarlyStopping(monitor="val_accuracy", patience=1)
+    with pytest.raises(ConfigError, match="'val_accuracy' is not logged by this run; logged metrics: train_loss, val_loss"):
         stopper.on_epoch_end(FakeTrainer(), 1, {"val_loss": 1.0, "train_loss": 1.0})
 
 
-def test_infer_mode():
-    assert infer_mode("val_loss") == "min" and infer_mode("val_accuracy") == "max" and infer_mode("val_auc") == "max"
+def test_direction_comes_from_the_task_not_the_name():
+    assert infer_mode("val_loss") == "min" and infer_mode("val_accuracy") == "max"
+    assert infer_mode("train_top5_accuracy") == "max"
+
+    class EerTask(Task):
+        name = "eer-demo"
+        metrics = {"eer": "min", "loss": "min"}
+
+    # "val_eer" reads like nothing a name rule knows; its task says lower is better.
+    assert MetricTracker("val_eer", task=EerTask()).mode == "min"
+    with pytest.raises(ConfigError, match="direction is unknown"):
+        MetricTracker("val_eer")
+    assert MetricTracker("val_eer", mode="min").mode == "min"
+
+
+def test_one_tracker_shared_by_early_stopping_and_checkpoint(tmp_path):
+    from cnnlab.train.callbacks import ModelCheckpoint
+
+    tracker = MetricTracker("val_loss", min_delta=0.1)
+    trainer = FakeTrainer()
+    trainer.extra_modules = nn.ModuleDict()
+    trainer.full_state = lambda epoch: {"epoch": epoch}
+    stopper, saver = EarlyStopping(patience=5, tracker=tracker), ModelCheckpoint(tmp_path, tracker=tracker)
+    for epoch, value in enumerate([5, 4.95, 4.8, 4.75], start=1):  # only epoch 3 beats the best by > min_delta
+        for callback in (stopper, saver):
+            callback.on_epoch_end(trainer, epoch, {"val_loss": value})
+    stopper.on_fit_end(trainer)
+    assert tracker.best_epoch == 3 and trainer.restored_epoch == 3
+    assert torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == 3

@@ -73,6 +73,18 @@ def find_chromium() -> str | None:
     return None
 
 
+def on_ci(environ: dict[str, str] | None = None) -> bool:
+    """CI=true (GitHub Actions, GitLab and .ci/run set it): missing tools are failures there, not skips."""
+    return (os.environ if environ is None else environ).get("CI", "").strip().lower() in ("true", "1")
+
+
+def browser_decision() -> str:
+    """What the browser tests do: "run" with a Chromium, else "fail" on CI (it installs one), else "skip"."""
+    if find_chromium() is not None:
+        return "run"
+    return "fail" if on_ci() else "skip"
+
+
 def run_chromium(binary: str, args: list[str], workdir: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=workdir)  # fresh: no state between runs
     command = [binary, *FLAGS, f"--user-data-dir={profile}", *args]

@@ -7,9 +7,9 @@ import csv
 import json
 import sys
 
+from cnnlab.device import resolve_device
 from cnnlab.evaluate.predict import predict_files
 from cnnlab.runs import load_run
-from cnnlab.train.setup import resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

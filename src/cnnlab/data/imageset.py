@@ -1,4 +1,9 @@
-"""ImageSet (one split: images + integer labels + class names) and DataSplits (train/val/test).
+"""ImageSet (one split: images + targets + class names) and DataSplits (train/val/test).
+
+Images are any integer or float dtype (uint8 photos, 16-bit scans kept at full range, float volumes), 2-D
+(N, C, H, W) or 3-D (N, C, D, H, W). Targets are whatever the task needs: int64 class labels (N,), float
+multi-hot vectors or regression values (N, ...), or a list of per-sample objects (boxes with labels, token
+ids of varying length). Optional `groups` (an identity or patient per sample) make splits group-disjoint.
 
 Two storage kinds behind one interface, so the trainer need not care which it got:
 in memory (`images` is one uint8 (N, C, H, W) tensor, batches are index operations) and streaming
@@ -18,11 +23,40 @@ from torch.utils.data import Dataset
 from cnnlab.data.decode import SizePolicy, decode_file, decode_files
 from cnnlab.errors import DataError
 
+IMAGE_DTYPES = (
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.uint16,
+    torch.int32,
+    torch.float16,
+    torch.float32,
+    torch.float64,
+)
+Targets = torch.Tensor | list
+
 
 def _as_labels(labels: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
+    """Indices (or integer labels) as int64 (N,)."""
     if isinstance(labels, torch.Tensor):
         return labels.to(torch.int64).reshape(-1)
     return torch.as_tensor(np.asarray(labels), dtype=torch.int64).reshape(-1)
+
+
+def _as_targets(targets: torch.Tensor | np.ndarray | Sequence) -> Targets:
+    """Integer labels -> int64 (N,); float/bool arrays keep their dtype and shape; ragged items stay a list."""
+    if isinstance(targets, list) and targets and not isinstance(targets[0], (int, np.integer)):
+        return targets
+    tensor = targets if isinstance(targets, torch.Tensor) else torch.as_tensor(np.asarray(targets))
+    if tensor.is_floating_point() or tensor.dtype == torch.bool:
+        return tensor
+    return tensor.to(torch.int64).reshape(-1) if tensor.ndim <= 1 else tensor.to(torch.int64)
+
+
+def _take(targets: Targets, index: torch.Tensor) -> Targets:
+    if isinstance(targets, list):
+        return [targets[i] for i in index.tolist()]
+    return targets.index_select(0, index.to(targets.device))
 
 
 class ImageSet(Dataset):
@@ -40,15 +74,17 @@ class ImageSet(Dataset):
     def __init__(
         self,
         images: torch.Tensor,
-        labels: torch.Tensor | np.ndarray | Sequence[int],
+        labels: torch.Tensor | np.ndarray | Sequence,
         classes: Sequence[str],
         source: str = "",
         paths: Sequence[str] | np.ndarray | None = None,
+        groups: Sequence | np.ndarray | None = None,
     ) -> None:
-        self.labels = _as_labels(labels)
-        if images.dtype != torch.uint8 or images.ndim != 4:
+        self.labels = _as_targets(labels)
+        if images.dtype not in IMAGE_DTYPES or images.ndim not in (4, 5):
             raise DataError(
-                f"{source}: images must be a uint8 (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}"
+                f"{source}: images must be an (N, C, H, W) or (N, C, D, H, W) tensor of an integer or float dtype, "
+                f"got {images.dtype} {tuple(images.shape)}"
             )
         if len(images) != len(self.labels):
             raise DataError(f"{source}: {len(images)} images but {len(self.labels)} labels")
@@ -62,6 +98,7 @@ class ImageSet(Dataset):
             raise DataError(f"{source}: {len(self._paths)} paths but {len(self.labels)} labels")
         self._policy: SizePolicy | None = None
         self._channels = images.shape[1]
+        self.groups = self._check_groups(groups, source)
 
     @classmethod
     def from_files(
@@ -72,10 +109,11 @@ class ImageSet(Dataset):
         policy: SizePolicy,
         channels: int,
         source: str = "",
+        groups: Sequence | np.ndarray | None = None,
     ) -> ImageSet:
         """A streaming set: files decoded on access, to `channels` and the policy's size."""
         self = cls.__new__(cls)
-        self.labels = _as_labels(labels)
+        self.labels = _as_targets(labels)
         if len(paths) != len(self.labels):
             raise DataError(f"{source}: {len(paths)} files but {len(self.labels)} labels")
         self.images = None
@@ -84,7 +122,21 @@ class ImageSet(Dataset):
         self._paths = np.asarray(paths, dtype=str)
         self._policy = policy
         self._channels = channels
+        self.groups = self._check_groups(groups, source)
         return self
+
+    def _check_groups(self, groups: Sequence | np.ndarray | None, source: str) -> np.ndarray | None:
+        if groups is None:
+            return None
+        groups = np.asarray(groups)
+        if len(groups) != len(self.labels):
+            raise DataError(f"{source}: {len(groups)} group ids but {len(self.labels)} samples")
+        return groups
+
+    @property
+    def has_class_labels(self) -> bool:
+        """True when targets are one integer class per sample (what stratified splits and bincounts need)."""
+        return isinstance(self.labels, torch.Tensor) and self.labels.dtype == torch.int64 and self.labels.ndim == 1
 
     @property
     def in_memory(self) -> bool:
@@ -100,10 +152,10 @@ class ImageSet(Dataset):
         return self._channels
 
     @property
-    def image_size(self) -> tuple[int, int]:
-        """(H, W) of every image."""
+    def image_size(self) -> tuple[int, ...]:
+        """(H, W) of every image, (D, H, W) of every volume."""
         if self.images is not None:
-            return tuple(self.images.shape[-2:])  # type: ignore[return-value]
+            return tuple(self.images.shape[2:])  # type: ignore[return-value]
         assert self._policy is not None
         return self._policy.size
 
@@ -114,8 +166,8 @@ class ImageSet(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        label = int(self.labels[index])
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, object]:
+        label = int(self.labels[index]) if self.has_class_labels else self.labels[index]
         if self.images is not None:
             return self.images[index], label
         assert self._paths is not None and self._policy is not None
@@ -123,18 +175,20 @@ class ImageSet(Dataset):
 
     def __repr__(self) -> str:
         kind = "in memory" if self.in_memory else "streaming"
-        height, width = self.image_size
-        return f"ImageSet({len(self)} images {self.channels}x{height}x{width}, {self.num_classes} classes, {kind})"
+        shape = "x".join(str(v) for v in (self.channels, *self.image_size))
+        return f"ImageSet({len(self)} images {shape}, {self.num_classes} classes, {kind})"
 
     def subset(self, indices: torch.Tensor | np.ndarray | Sequence[int]) -> ImageSet:
         """The same kind of set holding only `indices` (an in-memory subset copies its images)."""
         index = _as_labels(indices).cpu()
+        targets = _take(self.labels, index)
+        groups = None if self.groups is None else self.groups[index.numpy()]
         if self.images is not None:
             paths = None if self._paths is None else self._paths[index.numpy()]
-            return ImageSet(self.images[index], self.labels[index], self.classes, self.source, paths)
+            return ImageSet(self.images[index], targets, self.classes, self.source, paths, groups)
         assert self._paths is not None and self._policy is not None
         return ImageSet.from_files(
-            self._paths[index.numpy()], self.labels[index], self.classes, self._policy, self._channels, self.source
+            self._paths[index.numpy()], targets, self.classes, self._policy, self._channels, self.source, groups
         )
 
     def load(self, indices: torch.Tensor | np.ndarray | Sequence[int] | None = None) -> torch.Tensor:
@@ -150,16 +204,22 @@ class ImageSet(Dataset):
         set kept on the GPU makes batching and augmentation GPU operations with no transfers."""
         memory = self.materialize()
         assert memory.images is not None
-        return ImageSet(memory.images.to(device), memory.labels.to(device), self.classes, self.source, memory._paths)
+        labels = memory.labels if isinstance(memory.labels, list) else memory.labels.to(device)
+        return ImageSet(memory.images.to(device), labels, self.classes, self.source, memory._paths, self.groups)
 
     def materialize(self) -> ImageSet:
         """An in-memory copy (e.g. to keep a small streaming test set decoded between epochs)."""
         if self.images is not None:
             return self
-        return ImageSet(self.load(), self.labels, self.classes, self.source, self._paths)
+        return ImageSet(self.load(), self.labels, self.classes, self.source, self._paths, self.groups)
 
     def class_counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=self.num_classes).tolist()
+        """Samples per class: bincount of class labels, column sums of multi-hot targets, else empty."""
+        if self.has_class_labels:
+            return torch.bincount(self.labels, minlength=self.num_classes).tolist()
+        if isinstance(self.labels, torch.Tensor) and self.labels.ndim == 2 and self.labels.shape[1] == self.num_classes:
+            return self.labels.sum(0).round().long().tolist()
+        return []
 
 
 @dataclass
@@ -178,7 +238,7 @@ class DataSplits:
         return self.train.channels
 
     @property
-    def image_size(self) -> tuple[int, int]:
+    def image_size(self) -> tuple[int, ...]:
         return self.train.image_size
 
     @property
@@ -208,10 +268,7 @@ class DataSplits:
 
     def summary(self) -> str:
         """One line for logs: format, source, sizes and shape."""
-        height, width = self.image_size
+        shape = "x".join(str(v) for v in (self.in_channels, *self.image_size))
         sizes = ", ".join(f"{name} {len(split)}" for name, split in self.splits().items())
         kind = "in memory" if self.train.in_memory else "streaming"
-        return (
-            f"{self.format} data from {self.source}: {sizes}; {self.num_classes} classes; "
-            f"images {self.in_channels}x{height}x{width} ({kind})"
-        )
+        return f"{self.format} data from {self.source}: {sizes}; {self.num_classes} classes; images {shape} ({kind})"

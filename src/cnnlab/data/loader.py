@@ -5,9 +5,16 @@ Python work), and augmented by the vectorised batch Augmenter. Streaming sets go
 DataLoader whose workers decode files and apply the same AugmentSpec as per-image torchvision v2
 transforms; mixup/cutmix (whole-batch operations) then run in the main process.
 
-Batches are uint8 (B, C, H, W) (float in [0, 1] only if a custom `augment` callable returns
-float); labels are int64 (B,), or float (B, num_classes) soft labels when mixup/cutmix is on.
+Batches are the set's dtype (uint8 (B, C, H, W) for images; float in [0, 1] only if a custom `augment`
+callable returns float); labels are int64 (B,), or float (B, num_classes) soft labels when mixup/cutmix is on;
+other targets come as the set holds them (float tensors indexed, per-sample lists as lists).
 Treat yielded tensors as read-only: unshuffled in-memory batches are views of the data set.
+
+Distributed training (`shard=(rank, world)`): every rank draws the same permutation from the same seeded
+generator, builds the same global batch, augments it with the same draws, and keeps its own contiguous part.
+The union of the ranks' parts is exactly the one-process batch, so N processes with the same global batch
+size follow the one-process run (and a resume may change the process count). Augmentation of the global
+batch is repeated on every rank: cheap for the vectorised augmenter next to a training step.
 """
 
 from __future__ import annotations
@@ -21,10 +28,24 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.data.augment import Augmenter
-from cnnlab.data.imageset import ImageSet
+from cnnlab.data.imageset import ImageSet, _take
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 AugmentFn = Callable[..., Batch]
+Shard = tuple[int, int]  # (rank, world size)
+
+
+def shard_bounds(count: int, shard: Shard) -> tuple[int, int]:
+    """[start, stop) of rank's contiguous part of `count` items (parts differ in size by at most one)."""
+    rank, world = shard
+    return count * rank // world, count * (rank + 1) // world
+
+
+def _shard_of(x: torch.Tensor, y, shard: Shard | None) -> Batch:
+    if shard is None:
+        return x, y
+    start, stop = shard_bounds(len(x), shard)
+    return x[start:stop], y[start:stop]
 
 
 class Batches:
@@ -43,6 +64,7 @@ class Batches:
         num_workers: int,
         augment: AugmentFn | None,
         pin_memory: bool,
+        shard: Shard | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -54,10 +76,18 @@ class Batches:
         self.num_workers = num_workers
         self.augment = augment
         self.pin_memory = pin_memory
+        self.shard = shard if shard is not None and shard[1] > 1 else None
+
+    def _stop(self) -> int:
+        """Where the last global batch ends: a final batch too small to give every rank a sample is dropped."""
+        count = len(self.imageset)
+        remainder = count % self.batch_size
+        if self.drop_last or (self.shard is not None and 0 < remainder < self.shard[1]):
+            return count - remainder
+        return count
 
     def __len__(self) -> int:
-        count = len(self.imageset)
-        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+        return -(-self._stop() // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         if self.imageset.in_memory:
@@ -82,16 +112,16 @@ class Batches:
         if self.shuffle:
             device = self.generator.device if self.generator is not None else None
             order = torch.randperm(count, generator=self.generator, device=device).to(images.device)
-        stop = count - count % self.batch_size if self.drop_last else count
-        for start in range(0, stop, self.batch_size):
+        for start in range(0, self._stop(), self.batch_size):
             if order is None:
                 x, y = images[start : start + self.batch_size], labels[start : start + self.batch_size]
             else:
                 index = order[start : start + self.batch_size]
-                x, y = images.index_select(0, index), labels.index_select(0, index.to(labels.device))
+                x, y = images.index_select(0, index), _take(labels, index)
             if self.pin_memory and x.device.type == "cpu" and torch.cuda.is_available():
-                x, y = x.pin_memory(), y.pin_memory()
-            yield self._augment(x, y, self.augment, self.generator)
+                x = x.pin_memory()
+                y = y.pin_memory() if isinstance(y, torch.Tensor) else y
+            yield _shard_of(*self._augment(x, y, self.augment, self.generator), self.shard)
 
     def _stream_batches(self) -> Iterator[Batch]:
         per_sample, batch_step = None, self.augment
@@ -105,10 +135,9 @@ class Batches:
         seeds = torch.randint(0, 2**62, (3,), generator=self.generator, device=device).tolist()
         loader = DataLoader(
             _SampleTransform(self.imageset, per_sample, seeds[0]),
-            batch_size=self.batch_size,
-            shuffle=self.shuffle,
-            generator=torch.Generator().manual_seed(seeds[1]),
-            drop_last=self.drop_last,
+            batch_sampler=_GlobalBatchSampler(
+                len(self.imageset), self.batch_size, self._stop(), self.shuffle, seeds[1], self.shard
+            ),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             collate_fn=_collate,
@@ -137,9 +166,36 @@ class _SampleTransform(Dataset):
             return self.transform(image), label
 
 
-def _collate(samples: list[tuple[torch.Tensor, int]]) -> Batch:
+class _GlobalBatchSampler:
+    """The global batches of one seeded permutation (or of the data order); with a shard, this rank's part."""
+
+    def __init__(self, count: int, batch_size: int, stop: int, shuffle: bool, seed: int, shard: Shard | None) -> None:
+        self.count, self.batch_size, self.stop, self.shuffle = count, batch_size, stop, shuffle
+        self.seed, self.shard = seed, shard
+
+    def __len__(self) -> int:
+        return -(-self.stop // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            order = torch.randperm(self.count, generator=torch.Generator().manual_seed(self.seed))
+        else:
+            order = torch.arange(self.count)
+        for start in range(0, self.stop, self.batch_size):
+            index = order[start : min(start + self.batch_size, self.stop)]
+            if self.shard is not None:
+                lo, hi = shard_bounds(len(index), self.shard)
+                index = index[lo:hi]
+            yield index.tolist()
+
+
+def _collate(samples: list[tuple[torch.Tensor, object]]) -> Batch:
     images, labels = zip(*samples)
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+    if all(isinstance(label, int) for label in labels):
+        return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+    if all(isinstance(label, torch.Tensor) for label in labels) and len({label.shape for label in labels}) == 1:
+        return torch.stack(images), torch.stack(labels)
+    return torch.stack(images), list(labels)
 
 
 def _prefetched(batches: Iterator[Batch], depth: int) -> Iterator[Batch]:
@@ -190,6 +246,7 @@ def make_batches(
     num_workers: int = 0,
     augment: AugmentFn | None = None,
     pin_memory: bool = False,
+    shard: Shard | None = None,
 ) -> Batches:
     """Batches of `imageset` as (uint8 (B, C, H, W), labels); iterate once per epoch.
 
@@ -205,5 +262,6 @@ def make_batches(
             prepared that many ahead on one background thread (0 = inline, fully deterministic
             even if `generator` is shared; with a thread, do not use `generator` elsewhere meanwhile).
         pin_memory: page-lock batches for faster asynchronous copies to a GPU.
+        shard: (rank, world size) in distributed training: this rank's part of each global batch.
     """
-    return Batches(imageset, batch_size, shuffle, generator, drop_last, num_workers, augment, pin_memory)
+    return Batches(imageset, batch_size, shuffle, generator, drop_last, num_workers, augment, pin_memory, shard)

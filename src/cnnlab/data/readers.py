@@ -112,13 +112,19 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
+IDX_MIN_CLASSES = 10  # an IDX folder is MNIST-style: the 10 digits, or Fashion-MNIST's 10 garments
+
+
 def idx_classes(folder: Path, max_label: int) -> list[str]:
+    """Class names of an IDX folder: `classes.txt` when present, Fashion-MNIST's names in a folder called *fashion*,
+    else "0", "1", ... for max(10, max_label + 1) classes: a subset holding only some digits (labels 0 and 1, say)
+    still has MNIST's 10 classes, so its models and reports line up with the full set's."""
     named = read_class_file(folder)
     if named is not None:
         return named
     if any("fashion" in part.lower() for part in folder.resolve().parts[-2:]):
         return list(FASHION_CLASSES)
-    return default_classes(max(max_label, 9))
+    return default_classes(max(max_label + 1, IDX_MIN_CLASSES) - 1)
 
 
 def read_idx_folder(

@@ -1,4 +1,5 @@
-"""Stratified, seeded validation splits: every class keeps its share, and the same seed gives the same split."""
+"""Seeded validation splits: stratified (every class keeps its share) or by group (no identity or patient in
+both), and the same seed gives the same split."""
 
 from __future__ import annotations
 
@@ -37,9 +38,46 @@ def stratified_split(
     return np.sort(order[~in_val]), np.sort(order[in_val])
 
 
+def group_split(groups: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val), both sorted, with whole groups in val until it holds about `fraction` of the samples.
+
+    A face identity or a patient is never in both splits, so validation measures what happens on people the
+    model has not seen. At least one group stays in training, and a non-zero fraction gives val one group.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"val_split must be a fraction in [0, 1), got {fraction!r}")
+    groups = np.asarray(groups).reshape(-1)
+    names, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    if fraction == 0.0 or len(names) < 2:
+        return np.arange(len(groups)), np.arange(0)
+    order = np.random.default_rng(seed).permutation(len(names))
+    taken = np.cumsum(counts[order])
+    n_val_groups = int(np.clip(np.searchsorted(taken, fraction * len(groups), side="left") + 1, 1, len(names) - 1))
+    in_val = np.isin(inverse, order[:n_val_groups])
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
+def random_split(total: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val), both sorted, for targets that have no classes to stratify by (e.g. regression)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"val_split must be a fraction in [0, 1), got {fraction!r}")
+    n_val = min(int(round(fraction * total)) or (1 if fraction > 0 and total > 1 else 0), max(total - 1, 0))
+    order = np.random.default_rng(seed).permutation(total)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def split_indices(imageset: ImageSet, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """By group when the set has groups, stratified when it has class labels, else at random."""
+    if imageset.groups is not None:
+        return group_split(imageset.groups, fraction, seed)
+    if imageset.has_class_labels:
+        return stratified_split(imageset.labels, fraction, seed)
+    return random_split(len(imageset), fraction, seed)
+
+
 def split_off_val(train: ImageSet, fraction: float, seed: int = 0) -> tuple[ImageSet, ImageSet | None]:
     """(train, val) carved from `train`; val is None when `fraction` is 0."""
-    train_idx, val_idx = stratified_split(train.labels, fraction, seed)
+    train_idx, val_idx = split_indices(train, fraction, seed)
     if len(val_idx) == 0:
         return train, None
     return train.subset(train_idx), train.subset(val_idx)

@@ -54,7 +54,24 @@ class Normalizer:
         images = imageset.load(indices)
         if len(images) == 0:
             raise DataError(f"{imageset.source}: no images to compute normalisation statistics from")
+        if images.dtype != torch.uint8:
+            return cls.from_values(images)
         return cls.from_histograms(channel_histograms(images))
+
+    @classmethod
+    def from_values(cls, images: torch.Tensor) -> Normalizer:
+        """Statistics of 16-bit or float data in its own units (no truncation to 8 bits), in float64 chunks."""
+        channels = images.shape[1]
+        total = torch.zeros(channels, dtype=torch.float64)
+        squares = torch.zeros(channels, dtype=torch.float64)
+        count = 0
+        for start in range(0, len(images), _CHUNK):
+            chunk = images[start : start + _CHUNK].cpu().double().transpose(0, 1).reshape(channels, -1)
+            total += chunk.sum(1)
+            squares += chunk.pow(2).sum(1)
+            count += chunk.shape[1]
+        mean = total / count
+        return cls(mean.tolist(), (squares / count - mean**2).clamp(min=0).sqrt().tolist())
 
     @classmethod
     def from_histograms(cls, counts: torch.Tensor) -> Normalizer:

@@ -8,9 +8,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnlab.train.callbacks.early_stopping import infer_mode
-
 History = list[dict[str, Any]]
+
+
+def infer_mode(metric: str, meta: dict[str, Any] | None = None) -> str:
+    """A metric's direction as the run's task declared it in run.json, else as a registered task declares it;
+    for a metric no task declares (an old run's custom metric), losses and errors are minimised."""
+    from cnnlab.tasks import metric_mode
+
+    base = metric.split("_", 1)[1] if metric.startswith(("train_", "val_", "test_")) else metric
+    declared = ((meta or {}).get("task") or {}).get("metrics") or {}
+    mode = declared.get(base) or metric_mode(metric)
+    if mode is None:
+        mode = "min" if any(word in metric.lower() for word in ("loss", "error", "err", "mae", "mse")) else "max"
+    return mode
 
 
 def is_finite(value: Any) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from cnnlab.diagnose import capacity, curves
-from cnnlab.train.callbacks.early_stopping import infer_mode
+from cnnlab.diagnose.curves import infer_mode
 
 # What `fit` falls back to when a config leaves these out (TrainConfig's defaults).
 DEFAULT_MONITOR = "val_accuracy"
@@ -69,6 +69,9 @@ class RunFacts:
     results: dict[str, Any] | None = None
     classes: list[str] = field(default_factory=list)
     learning_curve: dict[str, Any] | None = None
+    task: str = "classification"
+    reference_loss: float | None = None
+    forbidden_augmentations: frozenset[str] = frozenset()
 
     # -- derived numbers --------------------------------------------------------------------------------
     @property
@@ -106,8 +109,11 @@ class RunFacts:
 
     @property
     def chance_loss(self) -> float:
-        """ln K: the cross-entropy of a uniform guess, where a freshly initialised classifier starts."""
-        return math.log(max(self.num_classes, 2))
+        """The loss a fresh model starts near, as the run's task declares it (ln K for K-way cross-entropy);
+        infinite when the task declares none, so no loss-ratio rule fires on a loss it cannot judge."""
+        if self.reference_loss is not None:
+            return float(self.reference_loss)
+        return math.log(max(self.num_classes, 2)) if self.task == "classification" else math.inf
 
     @property
     def samples_per_class(self) -> float | None:
@@ -167,13 +173,13 @@ def _split_size(meta: dict[str, Any], split: str) -> int | None:
 
 def _build_model(meta: dict[str, Any]) -> nn.Module | None:
     """The run's model rebuilt from run.json (untrained: only its layer types are read)."""
-    from cnnlab.train.setup import build_model
+    from cnnlab.runs import run_task
 
     spec, shape = meta.get("model"), meta.get("input_shape")
     if not spec or not shape or not meta.get("num_classes"):
         return None
     try:
-        return build_model(spec, int(shape[0]), int(meta["num_classes"]), tuple(shape[1:]))
+        return run_task(meta).build_model(spec, meta)
     except Exception:  # a model that cannot be rebuilt leaves the config's word as the only evidence
         return None
 
@@ -201,12 +207,12 @@ def _regularization(
     )
 
 
-def _monitor(config: dict[str, Any], has_validation: bool) -> str | None:
+def _monitor(config: dict[str, Any], has_validation: bool, meta_monitor: str | None = None) -> str | None:
     """The metric whose best epoch `fit` restores at the end: early stopping's monitor, else the run's."""
     if not has_validation:
         return None
     early = _nested(config, "early_stopping")
-    return str(early.get("monitor") or config.get("monitor") or DEFAULT_MONITOR)
+    return str(early.get("monitor") or config.get("monitor") or meta_monitor or DEFAULT_MONITOR)
 
 
 def build_facts(
@@ -224,7 +230,7 @@ def build_facts(
         model = _build_model(meta)
     parameters = meta.get("parameters") or (capacity.count_parameters(model) if model is not None else None)
     has_val = curves.has_metric(history, "val_accuracy") or curves.has_metric(history, "val_loss")
-    monitor = _monitor(config, has_val)
+    monitor = _monitor(config, has_val, meta.get("monitor"))
     shape = meta.get("input_shape")
     return RunFacts(
         history=list(history),
@@ -239,9 +245,23 @@ def build_facts(
         model_options=capacity.builder_options(model_name),
         optimizer={**DEFAULT_OPTIMIZER, **_nested(config, "optimizer")},
         monitor=monitor,
-        best_index=curves.best_index(history, monitor, infer_mode(monitor)) if monitor else None,
+        best_index=curves.best_index(history, monitor, infer_mode(monitor, meta)) if monitor else None,
         regularization=_regularization(config, meta, model, model_name),
         results=results,
         classes=[str(c) for c in meta.get("classes") or []],
         learning_curve=learning_curve,
+        **_task_facts(meta),
     )
+
+
+def _task_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """The run's task, its reference loss and the augmentations it forbids (old runs: classification)."""
+    entry = meta.get("task") or {"name": "classification"}
+    forbidden: frozenset[str] = frozenset()
+    try:
+        from cnnlab.runs import run_task
+
+        forbidden = frozenset(run_task(meta).forbidden_augmentations)
+    except Exception:  # a task this installation lacks: judge by what run.json says
+        pass
+    return {"task": entry["name"], "reference_loss": entry.get("reference_loss"), "forbidden_augmentations": forbidden}

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.diagnose import curves
+from cnnlab.diagnose.curves import infer_mode
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.train.callbacks.early_stopping import infer_mode
 from cnnlab.train.config import TrainConfig
 
 # Hestness et al. 2017 ("Deep learning scaling is predictable, empirically"): validation error falls as a power

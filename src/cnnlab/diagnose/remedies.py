@@ -31,7 +31,16 @@ MIN_PATIENCE, MAX_PATIENCE = 3, 10
 TYPICAL_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
 
+def allowed(facts: RunFacts, changes: dict[str, Any]) -> dict[str, Any]:
+    """Drop the augmentations the run's task forbids (e.g. flips where laterality matters)."""
+    return {k: v for k, v in changes.items() if k.removeprefix("augment.") not in facts.forbidden_augmentations}
+
+
 def augmentation(facts: RunFacts) -> dict[str, Any]:
+    return allowed(facts, _augmentation(facts))
+
+
+def _augmentation(facts: RunFacts) -> dict[str, Any]:
     """The geometric augmentations that suit the images' kind, as `augment.*` changes (none if some are on)."""
     if facts.regularization.augment:
         return {}
@@ -46,7 +55,8 @@ def stronger_augmentation(facts: RunFacts) -> dict[str, Any]:
     """Augmentation if there is none, else random erasing on top of what is there."""
     if not facts.regularization.augment:
         return augmentation(facts)
-    return {f"augment.{k}": v for k, v in EXTRA_AUGMENT.items() if k not in facts.regularization.augment}
+    extra = {f"augment.{k}": v for k, v in EXTRA_AUGMENT.items() if k not in facts.regularization.augment}
+    return allowed(facts, extra)
 
 
 def dropout(facts: RunFacts) -> dict[str, Any]:

@@ -28,9 +28,24 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Rules that read accuracies or class counts judge classification runs (a task that logs the same metrics may
+# add its name); divergence, learning rate and missing regularisers read losses and the config: every task.
+CLASSIFICATION_ONLY = frozenset({"classification"})
+RULE_TASKS: dict[Rule, frozenset[str]] = {
+    rule: CLASSIFICATION_ONLY
+    for rule in (underfitting, high_variance, trained_too_long, complex_architecture, limited_data, class_imbalance)
+}
+
+
+def applies(rule: Rule, task: str) -> bool:
+    """The tasks a rule judges: its `tasks` attribute, else RULE_TASKS; rules in neither judge every task."""
+    tasks = getattr(rule, "tasks", None) or RULE_TASKS.get(rule)
+    return tasks is None or task in tasks
+
+
 def run_rules(facts: RunFacts) -> list[Finding]:
-    """Every rule on the facts; findings most severe first."""
-    return sort_findings([finding for rule in RULES if (finding := rule(facts)) is not None])
+    """Every rule that applies to the run's task on the facts; findings most severe first."""
+    return sort_findings([f for rule in RULES if applies(rule, facts.task) and (f := rule(facts)) is not None])
 
 
 def diagnose(

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.diagnose import capacity, curves, remedies
+from cnnlab.diagnose.curves import infer_mode
 from cnnlab.diagnose.facts import RunFacts
 from cnnlab.diagnose.findings import Finding
 from cnnlab.diagnose.prescribe import make_finding
-from cnnlab.train.callbacks.early_stopping import infer_mode
 
 # A 5-point train/val accuracy gap is far above what a well-regularised model shows (LeNet-5 on MNIST: under one
 # point) and large enough to matter; at 15 points the model plainly memorises its training set.

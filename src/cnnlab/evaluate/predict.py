@@ -1,15 +1,13 @@
-"""Top-k predictions for image files, with the run's own preprocessing (channels, size, normalisation)."""
+"""Top-k predictions for image files through the one preprocessing path training uses (decode, size, normalise)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
+from cnnlab.data.preprocess import read_images
 from cnnlab.errors import DataError
 from cnnlab.runs import LoadedRun
 
@@ -40,19 +38,8 @@ def expand_image_paths(inputs: list[str]) -> list[Path]:
 
 
 def read_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 C×H×W at the run's channel count and size (PIL reads every common format, PGM included)."""
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            array = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"{path}: cannot read as an image ({error})") from error
-    tensor = torch.from_numpy(array.copy())
-    tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
-    if tuple(tensor.shape[1:]) != tuple(size):
-        tensor = F.interpolate(tensor[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-        tensor = tensor[0].round().clamp(0, 255).to(torch.uint8)
-    return tensor
+    """uint8 C×H×W at the run's channel count and size, decoded exactly as training decodes image files."""
+    return read_images([path], channels, size)[0]
 
 
 @torch.inference_mode()
@@ -64,9 +51,8 @@ def predict_files(run: LoadedRun, inputs: list[str], top_k: int = 5, batch_size:
     predictions: list[Prediction] = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        batch = torch.stack([read_image(p, channels, (height, width)) for p in chunk]).to(device)
-        probabilities = torch.softmax(run.model(run.preprocess(batch)).float(), dim=1)
-        values, indices = probabilities.topk(k, dim=1)
-        for path, top_values, top_indices in zip(chunk, values.tolist(), indices.tolist()):
+        batch = read_images(chunk, channels, (height, width)).to(device)
+        indices, values = run.task.predict(run.model, run.preprocess, batch, k)
+        for path, top_values, top_indices in zip(chunk, values, indices):
             predictions.append(Prediction(str(path), [run.classes[i] for i in top_indices], top_values))
     return predictions

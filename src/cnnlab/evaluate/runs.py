@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from cnnlab.device import resolve_device
 from cnnlab.errors import DataError
-from cnnlab.evaluate.metrics import ClassificationReport, classification_report, collect_logits
-from cnnlab.runs import load_run
-from cnnlab.train.setup import resolve_device
+from cnnlab.io import atomic_write_json
+from cnnlab.runs import LoadedRun, load_run
+from cnnlab.tasks.classification.metrics import ClassificationReport, classification_report, collect_logits
 
 
-def load_run_split(run, data: str | None, split: str, data_format: str | None = None):
-    """The run's own data split (re-read with the run's seed, so `val` is the same images), or `data`'s."""
+def run_config(run: LoadedRun):
     from cnnlab.config import load_config
-    from cnnlab.data import load_dataset
     from cnnlab.train.config import TrainConfig
 
-    config = load_config(TrainConfig, run.run_dir / "config.yaml")
-    channels = run.input_shape[0]
+    return load_config(TrainConfig, run.run_dir / "config.yaml")
+
+
+def load_run_split(run: LoadedRun, data: str | None, split: str, data_format: str | None = None):
+    """The run's own split, re-read by the very loader training used (same seed, same `train_samples`
+    subset, so `val` is the run's validation images), or a split of other `data` at the run's input size."""
+    from cnnlab.data import load_dataset
+
+    config = run_config(run)
     if data:
         splits = load_dataset(
             data,
@@ -26,18 +31,10 @@ def load_run_split(run, data: str | None, split: str, data_format: str | None = 
             val_split=0.0 if split != "val" else config.val_split,
             seed=config.seed,
             resize=tuple(run.input_shape[1:]),
-            channels=channels,
+            channels=run.input_shape[0],
         )
     else:
-        splits = load_dataset(
-            config.data,
-            format=config.data_format,
-            test_path=config.test_data,
-            val_split=config.val_split,
-            seed=config.seed,
-            resize=config.resize,
-            channels=config.channels,
-        )
+        splits = run.task.load_data(config)
     imageset = getattr(splits, split)
     if imageset is None:
         raise DataError(f"{data or config.data}: has no {split!r} split")
@@ -63,11 +60,9 @@ def evaluate_run(
         run.model, make_batches(imageset, batch_size, shuffle=False), run.preprocess, device
     )
     report = classification_report(logits, labels, run.classes)
-    json_path = run.run_dir / f"evaluation_{split}.json"
-    json_path.write_text(
-        json.dumps(
-            {"split": split, "data": data, "checkpoint_epoch": run.checkpoint_epoch, **report.to_dict()}, indent=2
-        )
+    json_path = atomic_write_json(
+        run.run_dir / f"evaluation_{split}.json",
+        {"split": split, "data": data, "checkpoint_epoch": run.checkpoint_epoch, **report.to_dict()},
     )
     png_path = plot_confusion_matrix(report.confusion, run.classes, run.run_dir / f"confusion_matrix_{split}.png")
     return report, [json_path, png_path]

@@ -1,49 +1,17 @@
-"""Atomic checkpoints and the RNG states an exact resume needs."""
+"""The RNG states an exact resume needs (atomic writes and checkpoint loading live in `cnnlab.io`)."""
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from cnnlab.errors import RunError
+from cnnlab.io import atomic_save, load_checkpoint
 
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: a kill never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:  # a truncated or foreign file
-        raise RunError(f"{path}: not a readable cnnlab checkpoint ({error})") from error
+__all__ = ["atomic_save", "capture_rng_state", "load_checkpoint", "restore_rng_state", "seed_everything"]
 
 
 def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:

@@ -33,13 +33,15 @@ class ScheduleConfig:
 class EarlyStoppingConfig:
     patience: int | None = field(default=None, metadata={"help": "epochs without improvement before stopping"})
     monitor: str | None = field(default=None, metadata={"help": "any logged metric (default: the run's monitor)"})
-    mode: str = field(default="auto", metadata={"help": "min | max | auto (from the metric name)"})
+    mode: str = field(default="auto", metadata={"help": "min | max | auto (as the task declares the metric)"})
     min_delta: float = 0.0
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     # what to train
+    task: str = field(default="classification", metadata={"help": "the task (cnnlab.tasks.list_tasks())"})
+    task_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the task's own options: k=v,..."})
     model: str = field(default="lenet5", metadata={"help": "zoo model name or a YAML layer-list file"})
     model_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra model options: k=v,..."})
     layers: list[Any] | None = None
@@ -68,8 +70,9 @@ class TrainConfig:
     grad_clip: float | None = field(default=None, metadata={"help": "max global gradient norm"})
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     # run
-    monitor: str = field(
-        default="val_accuracy", metadata={"help": "metric that picks the best epoch (best.pt, restored weights)"}
+    monitor: str | None = field(
+        default=None,
+        metadata={"help": "metric that picks the best epoch (best.pt, restored weights); default: the task's"},
     )
     out: str = field(default="", metadata={"help": "run folder (default runs/<model>)"})
     seed: int = 0

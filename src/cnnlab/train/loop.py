@@ -1,23 +1,21 @@
-"""The training loop: it owns the order of things; callbacks own every side effect."""
+"""The training loop: it owns the order of things; the task owns what a batch means; callbacks own side effects."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.tasks.base import StepContext, StepOutput, Task
 from cnnlab.train.callbacks.base import Callback
 from cnnlab.train.checkpoint import capture_rng_state, restore_rng_state
 from cnnlab.train.regularization import WeightPenalty
-
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -26,8 +24,6 @@ class StepSettings:
 
     device: torch.device
     precision: str = "fp32"  # fp32 | bf16 | fp16
-    channels_last: bool = False
-    label_smoothing: float = 0.0
     grad_clip: float | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -37,102 +33,135 @@ class StepSettings:
         return torch.autocast(self.device.type, dtype=dtype)
 
 
-def soft_or_hard_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
-    # Mixup/CutMix give soft (probability) targets; F.cross_entropy takes either form.
-    return F.cross_entropy(logits.float(), target, label_smoothing=smoothing)
-
-
-def count_correct(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    hard = target.argmax(1) if target.ndim == 2 else target
-    return (logits.argmax(1) == hard).sum()
+def callback_keys(callbacks: Sequence[Callback]) -> list[str]:
+    """A stable key per callback for checkpoints: its `state_key`, else its class name (numbered when repeated)."""
+    keys, seen = [], {}
+    for callback in callbacks:
+        base = getattr(callback, "state_key", None) or type(callback).__name__
+        seen[base] = seen.get(base, 0) + 1
+        keys.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return keys
 
 
 class Trainer:
-    """Runs epochs of `train_batches()` and `validate()`, calling callbacks at fixed points."""
+    """Runs epochs of `train_batches()` through `task.training_step`, then `validate(model)`, calling callbacks.
+
+    Args:
+        model: what is trained (possibly compiled or wrapped in DistributedDataParallel).
+        task: turns a batch into a loss and running sums (`cnnlab.tasks.Task`).
+        optimizer: over the model's parameters and the task's extra modules.
+        train_batches: called once per epoch; returns that epoch's batches.
+        steps_per_epoch: batches per epoch (progress bars, per-step schedules).
+        context: device, precision context, preprocessing and extra modules handed to the task.
+        validate: `validate(model) -> {"val_...": value}`; None for no validation.
+        unwrapped_model: the module whose state_dict is saved (not the compiled/DDP wrapper).
+        distributed: a `train.distributed.Distributed` when running on several processes.
+    """
 
     def __init__(
         self,
+        *,
         model: nn.Module,
+        task: Task,
         optimizer: torch.optim.Optimizer,
-        train_batches: Callable[[], Iterable[Batch]],
+        train_batches: Callable[[], Iterable],
         steps_per_epoch: int,
-        prepare: Callable[[torch.Tensor], torch.Tensor],
-        validate: Callable[[nn.Module], dict[str, float]],
-        settings: StepSettings,
         epochs: int,
+        settings: StepSettings,
+        context: StepContext | None = None,
+        validate: Callable[[nn.Module], dict[str, float]] | None = None,
         scheduler: Any = None,
         schedule_unit: str = "step",
         penalty: WeightPenalty | None = None,
-        callbacks: list[Callback] | None = None,
+        callbacks: Sequence[Callback] = (),
         generator: torch.Generator | None = None,
         unwrapped_model: nn.Module | None = None,
+        distributed: Any = None,
     ) -> None:
         self.model = model
-        self.unwrapped_model = unwrapped_model or model  # the module whose state_dict is saved (not compiled/DDP)
+        self.unwrapped_model = unwrapped_model or model
+        self.task = task
         self.optimizer, self.scheduler, self.schedule_unit = optimizer, scheduler, schedule_unit
-        self.train_batches, self.steps_per_epoch, self.prepare = train_batches, steps_per_epoch, prepare
+        self.train_batches, self.steps_per_epoch = train_batches, steps_per_epoch
         self.validate, self.settings, self.epochs = validate, settings, epochs
+        self.context = context or StepContext(settings.device, autocast=settings.autocast)
         self.penalty = penalty if penalty is not None and penalty.active else None
-        self.callbacks = callbacks or []
+        self.callbacks = list(callbacks)
         self.generator = generator
+        self.distributed = distributed
         self.scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.precision == "fp16")
         self.history: list[dict[str, float]] = []
         self.start_epoch = 1
         self.should_stop = False
         self.restored_epoch: int | None = None
-        self._loss_sum = torch.zeros((), device=settings.device)
-        self._correct = torch.zeros((), device=settings.device, dtype=torch.long)
+        self.step_output: StepOutput | None = None  # the last step's, for batch hooks
+        self._sums: dict[str, torch.Tensor] = {}
         self._seen = 0
+        self._clipped = [p for group in optimizer.param_groups for p in group["params"]]
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files (the only one when not distributed)."""
+        return self.distributed is None or self.distributed.is_main
+
+    @property
+    def extra_modules(self) -> nn.ModuleDict:
+        return self.context.modules
 
     # -- one step -----------------------------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def train_step(self, batch: Any) -> StepOutput:
         s = self.settings
-        x = self.prepare(x.to(s.device, non_blocking=True))
-        y = y.to(s.device, non_blocking=True)
-        with s.autocast():
-            logits = self.model(x)
-        loss = soft_or_hard_cross_entropy(logits, y, s.label_smoothing)
+        output = self.task.training_step(self.model, batch, self.context)
+        loss = output.loss
+        if self.distributed is not None:
+            # DDP averages gradients over ranks; weighting each rank's mean by its share of the global batch
+            # makes that average the gradient of the global batch's mean, as on one process.
+            loss = loss * self.distributed.batch_weight(output.count)
         objective = loss + self.penalty() if self.penalty else loss
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(objective).backward()
+        if self.distributed is not None and len(self.extra_modules):
+            self.distributed.average_gradients(self.extra_modules)
         if s.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
+            nn.utils.clip_grad_norm_(self._clipped, s.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.scheduler is not None and self.schedule_unit == "step":
             self.scheduler.step()
-        # Accumulate on the device: no .item() (a host sync) per step.
-        self._loss_sum += loss.detach() * len(y)
-        self._correct += count_correct(logits.detach(), y)
-        self._seen += len(y)
+        for key, value in output.sums.items():
+            if key in self._sums:
+                self._sums[key] += value
+            else:
+                self._sums[key] = value.detach().clone()
+        self._seen += output.count
+        self.step_output = output
+        return output
 
-    def running_metrics(self) -> tuple[float, float]:
-        seen = max(self._seen, 1)
-        return float(self._loss_sum) / seen, float(self._correct) / seen
+    def running_metrics(self) -> dict[str, float]:
+        """This process's training metrics so far in the epoch (a host sync: call it sparingly)."""
+        return self.task.running_metrics({k: float(v) for k, v in self._sums.items()}, self._seen)
 
     # -- one epoch ----------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
-        self._loss_sum.zero_()
-        self._correct.zero_()
-        self._seen = 0
+        for module in self.extra_modules.values():
+            module.train()
+        self._sums, self._seen = {}, 0
         lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
-        for step, (x, y) in enumerate(self.train_batches(), start=1):
-            self.train_step(x, y)
+        for step, batch in enumerate(self.train_batches(), start=1):
+            output = self.train_step(batch)
             for callback in self.callbacks:
-                callback.on_batch_end(self, step, len(y))
-        loss, accuracy = self.running_metrics()
+                callback.on_batch_end(self, step, output.count)
+        sums, seen = {k: float(v) for k, v in self._sums.items()}, self._seen
+        if self.distributed is not None:
+            sums, seen = self.distributed.sum_metrics(sums, seen)
         seconds = time.perf_counter() - start
-        return {
-            "epoch": epoch,
-            "train_loss": loss,
-            "train_accuracy": accuracy,
-            "lr": lr,
-            "epoch_seconds": seconds,
-            "images_per_second": self._seen / max(seconds, 1e-9),
-        }
+        metrics = {"epoch": epoch}
+        metrics.update({f"train_{k}": v for k, v in self.task.running_metrics(sums, seen).items()})
+        metrics.update({"lr": lr, "epoch_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9)})
+        return metrics
 
     def fit(self) -> list[dict[str, float]]:
         for callback in self.callbacks:
@@ -144,7 +173,8 @@ class Trainer:
                 callback.on_epoch_start(self, epoch)
             metrics = self.train_epoch(epoch)
             val_start = time.perf_counter()
-            metrics.update(self.validate(self.model))
+            if self.validate is not None:
+                metrics.update(self.validate(self.model))
             metrics["val_seconds"] = time.perf_counter() - val_start
             if self.scheduler is not None and self.schedule_unit == "epoch":
                 self.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
@@ -153,6 +183,8 @@ class Trainer:
                 self.should_stop = True  # diverged: nothing more to learn; diagnose reports it
             for callback in self.callbacks:
                 callback.on_epoch_end(self, epoch, metrics)
+            if self.distributed is not None:
+                self.should_stop = self.distributed.agree(self.should_stop)
         for callback in self.callbacks:
             callback.on_fit_end(self)
         return self.history
@@ -162,17 +194,20 @@ class Trainer:
         return {
             "epoch": epoch,
             "model": self.unwrapped_model.state_dict(),
+            "modules": self.extra_modules.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
             "rng": capture_rng_state(self.generator),
             "history": list(self.history),
             "should_stop": self.should_stop,
-            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+            "callbacks": {key: cb.state_dict() for key, cb in zip(callback_keys(self.callbacks), self.callbacks)},
         }
 
     def load_full_state(self, state: dict[str, Any]) -> None:
         self.unwrapped_model.load_state_dict(state["model"])
+        if state.get("modules"):
+            self.extra_modules.load_state_dict(state["modules"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -181,7 +216,7 @@ class Trainer:
         self.history = list(state["history"])
         self.should_stop = state["should_stop"]
         self.start_epoch = state["epoch"] + 1
-        for callback in self.callbacks:
-            saved = state["callbacks"].get(type(callback).__name__)
-            if saved:
-                callback.load_state_dict(saved)
+        saved = state["callbacks"]
+        for key, callback in zip(callback_keys(self.callbacks), self.callbacks):
+            if saved.get(key):
+                callback.load_state_dict(saved[key])

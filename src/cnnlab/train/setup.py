@@ -1,8 +1,7 @@
-"""Turning a TrainConfig into the pieces a Trainer needs: device, data, model, run folder."""
+"""Turning a TrainConfig into the pieces a Trainer needs: the model spec, the run folder and its files."""
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -12,24 +11,22 @@ from torch import nn
 
 import cnnlab
 from cnnlab.config import save_config
+from cnnlab.data.preprocess import Preprocess
+from cnnlab.device import resolve_device
 from cnnlab.errors import ConfigError, RunError
+from cnnlab.io import atomic_write_json
+from cnnlab.models import build_from_spec
 from cnnlab.train.config import TrainConfig
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"device: {error}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available on this machine")
-    return device
+__all__ = [
+    "Preprocess",
+    "build_model",
+    "choose_run_dir",
+    "count_parameters",
+    "model_spec",
+    "resolve_device",
+    "write_run_files",
+]
 
 
 def model_spec(config: TrainConfig) -> dict[str, Any]:
@@ -51,14 +48,8 @@ def model_spec(config: TrainConfig) -> dict[str, Any]:
     return {"name": config.model, "options": options}
 
 
-def build_model(spec: dict[str, Any], in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
-    if "layers" in spec:
-        from cnnlab.layers import build_network
-
-        return build_network(spec["layers"], (in_channels, *image_size), num_classes)
-    from cnnlab.models import create
-
-    return create(spec["name"], num_classes=num_classes, in_channels=in_channels, **spec.get("options", {}))
+def build_model(spec: dict[str, Any], in_channels: int, num_classes: int, image_size: tuple[int, ...]) -> nn.Module:
+    return build_from_spec(spec, in_channels, num_classes, image_size)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -85,23 +76,4 @@ def write_run_files(run_dir: Path, config: TrainConfig, meta: dict[str, Any]) ->
         **meta,
         "versions": {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
-
-
-class Preprocess(nn.Module):
-    """uint8 (or [0,1] float) batch -> normalised float32, one fused multiply-add per element."""
-
-    def __init__(self, mean: list[float], std: list[float], channels_last: bool = False) -> None:
-        super().__init__()
-        std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.register_buffer("scale", 1.0 / std_t)
-        self.register_buffer("shift", -mean_t / std_t)
-        self.channels_last = channels_last
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.scale / 255.0 if x.dtype == torch.uint8 else self.scale
-        x = torch.addcmul(self.shift, x.float(), scale)
-        if self.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+    atomic_write_json(run_dir / "run.json", meta)

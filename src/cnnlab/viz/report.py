@@ -18,11 +18,11 @@ from typing import Any
 import torch
 
 import cnnlab
+from cnnlab.device import resolve_device
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.metrics import ClassificationReport, classification_report, collect_logits
 from cnnlab.evaluate.runs import load_run_split
 from cnnlab.runs import LoadedRun, load_run
-from cnnlab.train.setup import resolve_device
 from cnnlab.viz import report_html as H
 from cnnlab.viz.features import feature_maps, stage_grid
 from cnnlab.viz.filters import filter_grid, first_conv_weight

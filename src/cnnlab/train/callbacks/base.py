@@ -9,7 +9,16 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Override what you need. `state_dict` is saved in checkpoints so a resume continues exactly."""
+    """Override what you need. `state_dict` is saved in checkpoints so a resume continues exactly.
+
+    Checkpoints key callback state by `state_key` (default: the class name, numbered when a class appears
+    twice). Batch hooks see the step's loss and outputs as `trainer.step_output`. In distributed training
+    every process runs the callbacks, except those with `main_process_only = True` (files, progress bars);
+    `trainer.is_main` tells a callback whether it is on the process that writes.
+    """
+
+    main_process_only = False
+    state_key: str | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 

@@ -5,20 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cnnlab.io import atomic_save
 from cnnlab.train.callbacks.base import Callback
 from cnnlab.train.callbacks.early_stopping import MetricTracker
-from cnnlab.train.checkpoint import atomic_save
 
 
 class ModelCheckpoint(Callback):
-    def __init__(self, run_dir: str | Path, monitor: str = "val_accuracy", mode: str = "auto") -> None:
+    """Pass the engine's `tracker` so that best.pt is the epoch early stopping restores and results.json names."""
+
+    main_process_only = True
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        monitor: str = "val_accuracy",
+        mode: str = "auto",
+        tracker: MetricTracker | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
-        self.tracker = MetricTracker(monitor, mode)
+        self.tracker = tracker or MetricTracker(monitor, mode)
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
         if self.tracker.update(epoch, metrics):
             atomic_save(
-                {"model": trainer.unwrapped_model.state_dict(), "epoch": epoch, "metrics": metrics},
+                {
+                    "model": trainer.unwrapped_model.state_dict(),
+                    "modules": trainer.extra_modules.state_dict(),
+                    "epoch": epoch,
+                    "metrics": metrics,
+                },
                 self.run_dir / "best.pt",
             )
         # Runs after every other callback's on_epoch_end, so their state is already this epoch's.

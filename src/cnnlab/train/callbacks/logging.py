@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 from cnnlab.errors import ConfigError
+from cnnlab.io import atomic_write_text
 from cnnlab.train.callbacks.base import Callback
 
 
 class MetricsLogger(Callback):
-    """Appends one row per epoch; on resume it rewrites the files from the checkpoint's history."""
+    """One row per epoch; both files are rewritten (atomically) from the trainer's history, so a resume or a
+    kill never leaves a half row."""
+
+    main_process_only = True
 
     def __init__(self, run_dir: str | Path) -> None:
         self.csv_path = Path(run_dir) / "metrics.csv"
@@ -24,17 +29,20 @@ class MetricsLogger(Callback):
         self._rewrite(trainer.history)
 
     def _rewrite(self, history: list[dict[str, float]]) -> None:
-        self.jsonl_path.write_text("".join(json.dumps(row) + "\n" for row in history))
+        atomic_write_text(self.jsonl_path, "".join(json.dumps(row) + "\n" for row in history))
         fields: list[str] = []
         for row in history:
             fields += [key for key in row if key not in fields]
-        with self.csv_path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(history)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_text(self.csv_path, text.getvalue())
 
 
 class TensorBoardLogger(Callback):
+    main_process_only = True
+
     def __init__(self, run_dir: str | Path) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter

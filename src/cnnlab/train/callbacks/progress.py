@@ -13,6 +13,7 @@ from cnnlab.train.callbacks.base import Callback
 class ProgressBar(Callback):
     # Reading the running loss forces a device sync; doing it every 25 steps keeps the bar live at no cost.
     refresh_every = 25
+    main_process_only = True
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
@@ -34,9 +35,9 @@ class ProgressBar(Callback):
         if self.bar is None:
             return
         if step % self.refresh_every == 0 or step == trainer.steps_per_epoch:
-            loss, accuracy = trainer.running_metrics()
+            running = {name: f"{value:.4f}" for name, value in trainer.running_metrics().items()}
             rate = self.images / max(time.perf_counter() - self.start, 1e-9)
-            self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.4f}", img_s=f"{rate:,.0f}", refresh=False)
+            self.bar.set_postfix(**running, img_s=f"{rate:,.0f}", refresh=False)
             self.bar.update(step - self.bar.n)
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
