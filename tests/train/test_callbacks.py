@@ -63,7 +63,9 @@ def test_state_survives_a_resume():
 
 def test_missing_metric_is_an_error_listing_what_is_logged():
     stopper = EarlyStopping(monitor="val_accuracy", patience=1)
-    with pytest.raises(ConfigError, match="'val_accuracy' is not logged by this run; logged metrics: train_loss, val_loss"):
+    with pytest.raises(
+        ConfigError, match="'val_accuracy' is not logged by this run; logged metrics: train_loss, val_loss"
+    ):
         stopper.on_epoch_end(FakeTrainer(), 1, {"val_loss": 1.0, "train_loss": 1.0})
 
 

@@ -16,6 +16,7 @@ from cnnlab.errors import CnnlabError
 # Subcommand name -> module in cnnlab.cli with `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS = {
     "models": ("models_cmd", "list the model zoo with parameters, MACs and papers"),
+    "tasks": ("tasks_cmd", "list the tasks: their metrics (and directions) and default monitor"),
     "summary": ("summary_cmd", "layer-by-layer table: shapes, parameters, MACs, receptive field"),
     "train": ("train_cmd", "train a model (YAML config + flag overrides)"),
     "evaluate": ("evaluate_cmd", "evaluate a run: accuracy, per-class metrics, confusion matrix"),
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cnnlab: error: command {args.command!r} is not available in this version", file=sys.stderr)
             return 2
         raise
+    args.argv = argv
     try:
         return int(module.run(args) or 0)
     except CnnlabError as error:

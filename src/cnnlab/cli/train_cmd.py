@@ -1,8 +1,9 @@
-"""`cnnlab train --config f.yaml [--epochs N] [--optimizer.lr 0.05] ...` and `cnnlab train --resume RUN`."""
+"""`cnnlab train --config f.yaml [--epochs N] [--optimizer.lr 0.05] ...`, `--resume RUN` and `--nproc N`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from cnnlab.config import add_dataclass_arguments, load_config, overrides_from_args
 from cnnlab.train import TrainConfig, fit, resume_config
@@ -12,21 +13,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt")
     parser.add_argument("--overwrite", action="store_true", help="reuse --out even if it holds a run")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N processes of this machine (torchrun + DistributedDataParallel; same global batch)",
+    )
     add_dataclass_arguments(parser, TrainConfig)
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            kept.append(item)
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from cnnlab.train.distributed import launch
+
+        return launch(args.nproc, _without_nproc(getattr(args, "argv", [])))
     overrides = overrides_from_args(args, TrainConfig)
     if args.resume:
         config = resume_config(args.resume, overrides)
     else:
         config = load_config(TrainConfig, args.config, overrides)
     result = fit(config, resume=args.resume, overwrite=args.overwrite)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 alone reports
     split = result.results["evaluated_split"]
+    scores = result.results[split]
     print(f"run folder: {result.run_dir}")
     print(
         f"best epoch: {result.results['best_epoch']} of {result.results['epochs_run']}  "
         f"train time: {result.results['train_seconds']:.1f}s"
     )
-    print(f"{split} accuracy: {result.results[split]['accuracy']:.4f}")
+    headline = "accuracy" if "accuracy" in scores else next(k for k, v in scores.items() if isinstance(v, float))
+    print(f"{split} {headline}: {scores[headline]:.4f}")
     return 0

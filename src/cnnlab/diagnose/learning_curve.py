@@ -7,9 +7,7 @@ split, and the subsets are nested (the 25% subset contains the 10% one), so the 
 
 from __future__ import annotations
 
-import json
 import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 from cnnlab.diagnose import curves
 from cnnlab.diagnose.curves import infer_mode
 from cnnlab.errors import ConfigError, DataError
+from cnnlab.io import atomic_write_json
 from cnnlab.train.config import TrainConfig
 
 # Hestness et al. 2017 ("Deep learning scaling is predictable, empirically"): validation error falls as a power
@@ -90,17 +89,9 @@ def nested_subsets(labels: np.ndarray, fractions: list[float], seed: int = 0) ->
     return subsets
 
 
-def _write_npz(path: Path, splits, indices: np.ndarray) -> Path:
-    train, val = splits.train, splits.val
-    np.savez(
-        path,
-        train_images=train.images[indices].numpy(),
-        train_labels=train.labels[indices].numpy(),
-        val_images=val.images.numpy(),
-        val_labels=val.labels.numpy(),
-        classes=np.asarray(splits.classes),
-    )
-    return path
+def _fraction_data(splits, indices: np.ndarray):
+    """The data of one point: that subset of training, the full validation split, no test (all in memory)."""
+    return replace(splits, train=splits.train.subset(indices), test=None)
 
 
 def _load_splits(config: TrainConfig):
@@ -114,13 +105,14 @@ def _load_splits(config: TrainConfig):
     return splits
 
 
-def _point(config: TrainConfig, fraction: float, size: int) -> CurvePoint:
+def _point(config: TrainConfig, data, fraction: float, size: int) -> CurvePoint:
     from cnnlab.train.fit import fit
 
     start = time.perf_counter()
-    result = fit(config, overwrite=True)
+    result = fit(config, overwrite=True, data=data)
     history = result.history
-    index = curves.best_index(history, config.monitor, infer_mode(config.monitor))
+    monitor = config.monitor or "val_accuracy"
+    index = curves.best_index(history, monitor, infer_mode(monitor))
     best = history[index if index is not None else -1]
     return CurvePoint(
         fraction,
@@ -169,22 +161,10 @@ def summarize(points: list[CurvePoint]) -> LearningCurve:
     return LearningCurve(points, gain, trend, predicted, helps, message)
 
 
-def _fraction_config(config: TrainConfig, data: Path, out: Path, fraction: float, epochs: int) -> TrainConfig:
+def _fraction_config(config: TrainConfig, out: Path, fraction: float, epochs: int) -> TrainConfig:
     scaled = min(math.ceil(epochs / fraction), epochs * MAX_EPOCH_FACTOR)
-    # The .npz already holds the (resized, subset) images and the validation split.
-    return replace(
-        config,
-        data=str(data),
-        data_format="npz",
-        test_data=None,
-        val_split=0.0,
-        resize=None,
-        channels=None,
-        train_samples=None,
-        out=str(out / f"fraction_{fraction:g}"),
-        epochs=scaled,
-        progress=False,
-    )
+    # The data is handed to fit in memory (no temporary files); the config keeps naming its source.
+    return replace(config, test_data=None, out=str(out / f"fraction_{fraction:g}"), epochs=scaled, progress=False)
 
 
 def learning_curve(
@@ -204,19 +184,17 @@ def learning_curve(
     splits = _load_splits(config)
     subsets = nested_subsets(splits.train.labels.numpy(), sorted(fractions), config.seed)
     points = []
-    with tempfile.TemporaryDirectory(prefix="cnnlab_curve_") as scratch:
-        for fraction, indices in subsets.items():
-            data = _write_npz(Path(scratch) / f"fraction_{fraction:g}.npz", splits, indices)
-            run_config = _fraction_config(config, data, out_dir, fraction, epochs or config.epochs)
-            points.append(_point(run_config, fraction, len(indices)))
-            if log:
-                p = points[-1]
-                log(
-                    f"fraction {fraction:g}: {p.train_size} images, val accuracy {p.val_accuracy:.4f} "
-                    f"(epoch {p.best_epoch} of {p.epochs_run}, {p.seconds:.0f} s)"
-                )
+    for fraction, indices in subsets.items():
+        run_config = _fraction_config(config, out_dir, fraction, epochs or config.epochs)
+        points.append(_point(run_config, _fraction_data(splits, indices), fraction, len(indices)))
+        if log:
+            p = points[-1]
+            log(
+                f"fraction {fraction:g}: {p.train_size} images, val accuracy {p.val_accuracy:.4f} "
+                f"(epoch {p.best_epoch} of {p.epochs_run}, {p.seconds:.0f} s)"
+            )
     curve = summarize(points)
-    (out_dir / "learning_curve.json").write_text(json.dumps(curve.to_dict(), indent=2))
+    atomic_write_json(out_dir / "learning_curve.json", curve.to_dict())
     plot_learning_curve(curve, out_dir / "learning_curve.png")
     return curve
 

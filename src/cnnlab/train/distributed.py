@@ -16,7 +16,6 @@ Batch norm statistics stay per rank (PyTorch's default; SyncBatchNorm needs CUDA
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -86,7 +85,7 @@ class Distributed:
 
     def sum_metrics(self, sums: dict[str, float], seen: int) -> tuple[dict[str, float], int]:
         """The epoch's running sums and sample count summed over ranks."""
-        keys = sorted(sums)
+        keys = list(sums)  # every rank's task fills its sums in the same order
         values = torch.tensor([sums[k] for k in keys] + [float(seen)], dtype=torch.float64, device=self._comm_device)
         dist.all_reduce(values)
         totals = values.tolist()
@@ -131,6 +130,7 @@ def launch(nproc: int, argv: list[str]) -> int:
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     command += ["-m", "cnnlab", *argv]
-    if shutil.which(sys.executable) is None and not os.path.exists(sys.executable):
-        raise ConfigError(f"cannot start torchrun: {sys.executable} not found")
-    return subprocess.call(command)
+    env = dict(os.environ)
+    # torchrun would set 1 and print a banner about it; the cores, shared evenly, are what each process gets.
+    env.setdefault("OMP_NUM_THREADS", str(default_threads(nproc)))
+    return subprocess.call(command, env=env)
