@@ -97,7 +97,14 @@ class Trainer:
         self.step_output: StepOutput | None = None  # the last step's, for batch hooks
         self._sums: dict[str, torch.Tensor] = {}
         self._seen = 0
+        self._stop_now = False
         self._clipped = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def stop(self, now: bool = False) -> None:
+        """End training after this epoch; with `now`, after the current batch (the partial epoch is still
+        validated, logged and checkpointed). For callbacks: e.g. stop at a target accuracy mid-epoch."""
+        self.should_stop = True
+        self._stop_now = now
 
     @property
     def is_main(self) -> bool:
@@ -154,6 +161,8 @@ class Trainer:
             output = self.train_step(batch)
             for callback in self.callbacks:
                 callback.on_batch_end(self, step, output.count)
+            if self._stop_now:
+                break
         sums, seen = {k: float(v) for k, v in self._sums.items()}, self._seen
         if self.distributed is not None:
             sums, seen = self.distributed.sum_metrics(sums, seen)
