@@ -6,9 +6,10 @@
 1. Trainer pieces, micro-timed (microseconds per step, tight loops): the LR scheduler step, on-device metric
    accumulation, the GradScaler wrappers, the built-in callbacks (progress bar included), the Preprocess module,
    Adam with fit's two parameter groups, Adam foreach; each as a fraction of a measured step.
-2. Step-time A/B, interleaved in blocks: fit's own step (the Trainer and callbacks that `fit` builds, captured
-   from a real `fit` call) against the hand-written step; and model/kernel variants (channels_last, LeNet-5's
-   identity adaptive pool removed, ReLU after the max-pool, bf16 autocast) as ratios to fit's default step.
+2. Step-time A/B, interleaved in blocks: fit's own step (the Trainer and callbacks that `fit` builds, from
+   `build_run`, which builds a run without training it) against the hand-written step; and model/kernel
+   variants (channels_last, LeNet-5's identity adaptive pool removed, ReLU after the max-pool, bf16 autocast)
+   as ratios to fit's default step.
 3. torch.profiler: the ops that take the time in fit's default step.
 4. Threads: the hand loop on 1 thread vs all cores, with OpenMP's default (spinning) wait policy and with
    OMP_WAIT_POLICY=PASSIVE, each in a fresh process (on a shared machine, spinning threads lose their core).
@@ -17,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import tempfile
 import time
@@ -40,32 +40,14 @@ from benchlib import (
 from torch import nn
 
 from cnnlab.config import build_dataclass
-from cnnlab.train import TrainConfig, fit
-from cnnlab.train.callbacks import Callback
-from cnnlab.train.loop import count_correct
+from cnnlab.train import TrainConfig, TrainingRun, build_run
 
 
-class Captured(Exception):
-    pass
-
-
-class Capture(Callback):
-    """Grabs the Trainer that `fit` built, then stops `fit` before it trains."""
-
-    def on_fit_start(self, trainer) -> None:
-        self.trainer = trainer
-        raise Captured
-
-
-def fit_trainer(model: str, data: str, batch: int, threads: int, out: Path, **extra):
+def fit_run(model: str, data: str, batch: int, threads: int, out: Path, **extra) -> TrainingRun:
+    """The run `fit` would train for this config (its Trainer with the built-in callbacks), not trained."""
     values = dict(model=model, data=data, val_split=0.0, epochs=3, batch_size=batch, threads=threads, out=str(out))
     values.update(optimizer={"name": "adam", "lr": 1e-3}, **extra)
-    capture = Capture()
-    with contextlib.suppress(Captured):
-        fit(build_dataclass(TrainConfig, values), overwrite=True, callbacks=[capture])
-    trainer = capture.trainer
-    trainer.callbacks = [cb for cb in trainer.callbacks if cb is not capture]
-    return trainer
+    return build_run(build_dataclass(TrainConfig, values), overwrite=True)
 
 
 def batches_of(trainer, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -90,16 +72,18 @@ def per_call_us(fn, calls: int = 2000) -> float:
 
 def piece_costs(trainer, batch) -> list[tuple[str, float]]:
     x, y = batch
-    model, optimizer = trainer.model, trainer.optimizer
-    logits = model(trainer.prepare(x)).detach()
+    model, optimizer, prepare = trainer.model, trainer.optimizer, trainer.context.prepare
+    logits = model(prepare(x)).detach()
     loss = F.cross_entropy(logits, y).detach()
-    loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+    sums = {"loss": torch.zeros(()), "accuracy": torch.zeros((), dtype=torch.long)}
 
-    def metrics() -> None:
-        loss_sum.add_(loss * len(y))
-        correct.add_(count_correct(logits, y))
+    def metrics() -> None:  # what the classification task's step and the Trainer do with the step's sums
+        hard = y.argmax(1) if y.ndim == 2 else y
+        step_sums = {"loss": loss * len(y), "accuracy": (logits.argmax(1) == hard).sum()}
+        for key, value in step_sums.items():
+            sums[key] += value
 
-    scale, shift = affine_from(trainer.prepare.shift.flatten().tolist(), [1.0] * trainer.prepare.shift.numel())
+    scale, shift = affine_from(prepare.shift.flatten().tolist(), [1.0] * prepare.shift.numel())
     for p in model.parameters():
         p.grad = torch.randn_like(p) * 1e-3
     one_group = torch.optim.Adam(copy.deepcopy(model).parameters(), lr=1e-3)
@@ -126,7 +110,7 @@ def piece_costs(trainer, batch) -> list[tuple[str, float]]:
                 per_call_us(lambda: (trainer.scaler.scale(loss), trainer.scaler.update())),
             ),
             ("built-in callbacks on_batch_end (progress bar each 25)", per_call_us(callbacks, 1000)),
-            ("Preprocess module", per_call_us(lambda: trainer.prepare(x), 300)),
+            ("Preprocess module", per_call_us(lambda: prepare(x), 300)),
             ("  the same addcmul by hand", per_call_us(lambda: torch.addcmul(shift, x.float(), scale), 300)),
             ("Adam step, fit's 2 param groups", per_call_us(optimizer.step, 200)),
             ("  Adam step, 1 group", per_call_us(one_group.step, 200)),
@@ -159,9 +143,9 @@ def fit_step(trainer) -> Contender:
 
     def step(x, y) -> None:
         state["step"] += 1
-        trainer.train_step(x, y)
+        output = trainer.train_step((x, y))
         for callback in trainer.callbacks:
-            callback.on_batch_end(trainer, state["step"], len(y))
+            callback.on_batch_end(trainer, state["step"], output.count)
 
     return Contender("fit's step (Trainer.train_step + callbacks)", step)
 
@@ -263,8 +247,8 @@ def op_table(trainer, batches, rows: int = 10) -> str:
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for x, y in batches[:10]:
-            trainer.train_step(x, y)
+        for batch in batches[:10]:
+            trainer.train_step(batch)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     table = [
@@ -338,11 +322,12 @@ def main() -> None:
         cifar = write_cifar_like_npz(Path(tmp) / "cifar_like.npz", train=1024, test=64)
         workloads = [("lenet5_modern", str(MNIST), 256, dict(train_samples=8192)), ("resnet20", str(cifar), 128, {})]
         for name, data, batch, extra in workloads:
-            trainer = fit_trainer(name, data, batch, threads, Path(tmp) / name, **extra)
+            run = fit_run(name, data, batch, threads, Path(tmp) / name, **extra)
+            trainer = run.trainer
             torch.set_num_threads(threads)
             batches = batches_of(trainer, 16)
-            mean = (-trainer.prepare.shift / trainer.prepare.scale / 255.0).flatten().tolist()
-            std = (1.0 / trainer.prepare.scale / 255.0).flatten().tolist()
+            # The training split's mean/std in [0, 1] units, as run.json records them (what Preprocess applies).
+            mean, std = run.meta["normalization"]["mean"], run.meta["normalization"]["std"]
             contenders = variants(name, trainer, mean, std, args.compile)
             # Short blocks, many of them: the load of other processes changes within seconds here.
             blocks, steps = (10, 3) if args.quick else (24, 3)

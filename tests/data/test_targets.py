@@ -96,3 +96,25 @@ def test_predict_decodes_a_16_bit_png_exactly_as_training_does(tmp_path):
     train = splits.train
     decoded = read_images(train.paths, train.channels, train.image_size)
     assert torch.equal(decoded, train.images)
+
+
+def test_identity_sampler_gives_p_identities_of_k_samples_through_make_batches():
+    from cnnlab.data.samplers import IdentityBatchSampler
+
+    identities = np.repeat(np.arange(10), [5, 4, 4, 3, 6, 1, 4, 4, 5, 2])  # two people have fewer than 3 images
+    images = torch.arange(len(identities), dtype=torch.uint8).view(-1, 1, 1, 1)
+    data = ImageSet(images, identities, [f"person{i}" for i in range(10)], groups=identities)
+    sampler = IdentityBatchSampler(identities, p=4, k=3)
+    batches = make_batches(data, 12, generator=torch.Generator().manual_seed(0), batch_sampler=sampler)
+    assert len(batches) == 2  # 8 identities with >= 3 images, 4 per batch
+    seen = set()
+    for x, y in batches:
+        assert len(y) == 12 and sorted(np.bincount(y.numpy(), minlength=10)[np.unique(y.numpy())]) == [3] * 4
+        assert torch.equal(torch.as_tensor(identities)[x[:, 0, 0, 0].long()], y)  # images travel with their ids
+        seen |= set(y.tolist())
+    assert seen.isdisjoint({5, 9})
+    # Two ranks: each gets half of every global batch.
+    halves = [list(make_batches(data, 12, generator=torch.Generator().manual_seed(0), batch_sampler=sampler,
+                                shard=(rank, 2))) for rank in (0, 1)]  # fmt: skip
+    first = list(make_batches(data, 12, generator=torch.Generator().manual_seed(0), batch_sampler=sampler))
+    assert torch.equal(torch.cat([halves[0][0][1], halves[1][0][1]]), first[0][1])

@@ -15,6 +15,7 @@ from cnnlab.cli import main
 from cnnlab.config import load_config
 from cnnlab.errors import ConfigError
 from cnnlab.train import TrainConfig, build_run, fit
+from cnnlab.train.callbacks import Callback
 
 from .test_fit import small_config
 
@@ -104,3 +105,37 @@ def test_loading_a_run_imports_no_training_code(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+class Counter(Callback):
+    """Counts batches; its count must survive a resume, per instance."""
+
+    def __init__(self, state_key=None):
+        self.batches, self.losses = 0, []
+        if state_key:
+            self.state_key = state_key
+
+    def on_batch_end(self, trainer, step, batch_size):
+        self.batches += 1
+        self.losses.append(float(trainer.step_output.loss))  # batch hooks see the step's loss and outputs
+        assert trainer.step_output.outputs.shape == (batch_size, 10)
+
+    def state_dict(self):
+        return {"batches": self.batches}
+
+    def load_state_dict(self, state):
+        self.batches = state["batches"]
+
+
+def test_two_callbacks_of_one_class_keep_their_own_state_across_a_resume(tmp_path):
+    from .test_fit import KillAfterEpoch
+
+    config = small_config(tmp_path, epochs=2, train_samples=300, batch_size=100)
+    first, second = Counter(), Counter()
+    second.batches = 1000  # a different starting count: their states must not be swapped or merged
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, callbacks=[first, second, KillAfterEpoch(1)])
+    assert (first.batches, second.batches) == (3, 1003) and all(loss > 0 for loss in first.losses)
+    resumed_first, resumed_second = Counter(), Counter()
+    fit(config, resume=config.out, callbacks=[resumed_first, resumed_second])
+    assert (resumed_first.batches, resumed_second.batches) == (6, 1006)

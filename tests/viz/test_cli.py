@@ -41,7 +41,7 @@ def test_filters(tiny_run, tmp_path, capsys):
         (["filters", "{missing}"], "run folder not found"),
         (["report", "{missing}"], "run folder not found"),
         (["explain", "{run}", "{tmp}/nothing.png"], "no such image file"),
-        (["explain", "{run}", "{tmp}/text.png"], "cannot read as an image"),
+        (["explain", "{run}", "{tmp}/text.png"], "cannot decode image (not a known image format)"),
         (["explain", "{run}", "{digit}", "--class", "banana"], "class 'banana' is not one of the run's classes"),
         (["explain", "{run}", "{digit}", "--layer", "features.9"], "layer 'features.9' not found"),
     ],

@@ -143,6 +143,8 @@ def decode_one(data: torch.Tensor, path: str) -> torch.Tensor:
         return _tidy(_decode_pil(data))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if reason.startswith("cannot identify image file"):
+            reason = "not a known image format"  # Pillow's message names its in-memory buffer, not the file
         raise DataError(
             f"{path}: cannot decode image ({reason}); the file is truncated, corrupt or not an image"
         ) from None

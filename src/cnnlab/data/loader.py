@@ -23,6 +23,7 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -65,6 +66,7 @@ class Batches:
         augment: AugmentFn | None,
         pin_memory: bool,
         shard: Shard | None = None,
+        batch_sampler: BatchSampler | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -77,6 +79,7 @@ class Batches:
         self.augment = augment
         self.pin_memory = pin_memory
         self.shard = shard if shard is not None and shard[1] > 1 else None
+        self.batch_sampler = batch_sampler
 
     def _stop(self) -> int:
         """Where the last global batch ends: a final batch too small to give every rank a sample is dropped."""
@@ -87,7 +90,21 @@ class Batches:
         return count
 
     def __len__(self) -> int:
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
         return -(-self._stop() // self.batch_size)
+
+    def _global_indices(self) -> Iterator[torch.Tensor | None]:
+        """Each global batch's indices (None: the next slice in data order, a view without a copy)."""
+        if self.batch_sampler is not None:
+            yield from self.batch_sampler.batches(self.generator)
+            return
+        order = None
+        if self.shuffle:
+            device = self.generator.device if self.generator is not None else None
+            order = torch.randperm(len(self.imageset), generator=self.generator, device=device)
+        for start in range(0, self._stop(), self.batch_size):
+            yield None if order is None else order[start : start + self.batch_size]
 
     def __iter__(self) -> Iterator[Batch]:
         if self.imageset.in_memory:
@@ -107,16 +124,13 @@ class Batches:
     def _memory_batches(self) -> Iterator[Batch]:
         images, labels = self.imageset.images, self.imageset.labels
         assert images is not None
-        count = len(labels)
-        order = None
-        if self.shuffle:
-            device = self.generator.device if self.generator is not None else None
-            order = torch.randperm(count, generator=self.generator, device=device).to(images.device)
-        for start in range(0, self._stop(), self.batch_size):
-            if order is None:
+        start = 0
+        for index in self._global_indices():
+            if index is None:
                 x, y = images[start : start + self.batch_size], labels[start : start + self.batch_size]
+                start += self.batch_size
             else:
-                index = order[start : start + self.batch_size]
+                index = index.to(images.device)
                 x, y = images.index_select(0, index), _take(labels, index)
             if self.pin_memory and x.device.type == "cpu" and torch.cuda.is_available():
                 x = x.pin_memory()
@@ -133,11 +147,15 @@ class Batches:
         # on the worker count, so it and the batch step get private generators of their own.
         device = self.generator.device if self.generator is not None else None
         seeds = torch.randint(0, 2**62, (3,), generator=self.generator, device=device).tolist()
+        if self.batch_sampler is not None:
+            sampled = _SampledBatches(self.batch_sampler, torch.Generator().manual_seed(seeds[1]), self.shard)
+        else:
+            sampled = _GlobalBatchSampler(
+                len(self.imageset), self.batch_size, self._stop(), self.shuffle, seeds[1], self.shard
+            )
         loader = DataLoader(
             _SampleTransform(self.imageset, per_sample, seeds[0]),
-            batch_sampler=_GlobalBatchSampler(
-                len(self.imageset), self.batch_size, self._stop(), self.shuffle, seeds[1], self.shard
-            ),
+            batch_sampler=sampled,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             collate_fn=_collate,
@@ -183,6 +201,31 @@ class _GlobalBatchSampler:
             order = torch.arange(self.count)
         for start in range(0, self.stop, self.batch_size):
             index = order[start : min(start + self.batch_size, self.stop)]
+            if self.shard is not None:
+                lo, hi = shard_bounds(len(index), self.shard)
+                index = index[lo:hi]
+            yield index.tolist()
+
+
+class BatchSampler(Protocol):
+    """Chooses the samples of each global batch (e.g. P identities x K images each for a triplet loss)."""
+
+    def __len__(self) -> int: ...
+
+    def batches(self, generator: torch.Generator | None) -> Iterator[torch.Tensor]: ...
+
+
+class _SampledBatches:
+    """A BatchSampler as a DataLoader batch sampler: a fresh draw per epoch, this rank's part of each batch."""
+
+    def __init__(self, sampler: BatchSampler, generator: torch.Generator, shard: Shard | None) -> None:
+        self.sampler, self.generator, self.shard = sampler, generator, shard
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for index in self.sampler.batches(self.generator):
             if self.shard is not None:
                 lo, hi = shard_bounds(len(index), self.shard)
                 index = index[lo:hi]
@@ -247,6 +290,7 @@ def make_batches(
     augment: AugmentFn | None = None,
     pin_memory: bool = False,
     shard: Shard | None = None,
+    batch_sampler: BatchSampler | None = None,
 ) -> Batches:
     """Batches of `imageset` as (uint8 (B, C, H, W), labels); iterate once per epoch.
 
@@ -263,5 +307,8 @@ def make_batches(
             even if `generator` is shared; with a thread, do not use `generator` elsewhere meanwhile).
         pin_memory: page-lock batches for faster asynchronous copies to a GPU.
         shard: (rank, world size) in distributed training: this rank's part of each global batch.
+        batch_sampler: chooses each global batch's samples instead of a permutation (see `samplers`).
     """
-    return Batches(imageset, batch_size, shuffle, generator, drop_last, num_workers, augment, pin_memory, shard)
+    return Batches(
+        imageset, batch_size, shuffle, generator, drop_last, num_workers, augment, pin_memory, shard, batch_sampler
+    )
