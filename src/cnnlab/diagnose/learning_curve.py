@@ -7,6 +7,7 @@ split, and the subsets are nested (the 25% subset contains the 10% one), so the 
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -17,7 +18,7 @@ import numpy as np
 from cnnlab.diagnose import curves
 from cnnlab.diagnose.curves import infer_mode
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.io import atomic_write_json
+from cnnlab.io import atomic_write_bytes, atomic_write_json
 from cnnlab.train.config import TrainConfig
 
 # Hestness et al. 2017 ("Deep learning scaling is predictable, empirically"): validation error falls as a power
@@ -227,6 +228,7 @@ def plot_learning_curve(curve: LearningCurve, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return Path(path)
+    return atomic_write_bytes(path, buffer.getvalue())

@@ -13,7 +13,7 @@ import cnnlab
 from cnnlab.config import save_config
 from cnnlab.data.preprocess import Preprocess
 from cnnlab.device import resolve_device
-from cnnlab.errors import ConfigError, RunError
+from cnnlab.errors import ConfigError
 from cnnlab.io import atomic_write_json
 from cnnlab.models import build_from_spec
 from cnnlab.train.config import TrainConfig
@@ -21,7 +21,6 @@ from cnnlab.train.config import TrainConfig
 __all__ = [
     "Preprocess",
     "build_model",
-    "choose_run_dir",
     "count_parameters",
     "model_spec",
     "resolve_device",
@@ -56,24 +55,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def choose_run_dir(config: TrainConfig, overwrite: bool) -> Path:
-    """The run folder; an existing run is never silently overwritten (a numbered sibling is used)."""
-    base = Path(config.out or Path("runs") / Path(config.model).stem)
-    if overwrite or not (base / "last.pt").exists():
-        base.mkdir(parents=True, exist_ok=True)
-        return base
-    for number in range(2, 10_000):
-        candidate = base.with_name(f"{base.name}-{number}")
-        if not (candidate / "last.pt").exists():
-            candidate.mkdir(parents=True, exist_ok=True)
-            return candidate
-    raise RunError(f"{base}: too many runs with this name")
-
-
 def write_run_files(run_dir: Path, config: TrainConfig, meta: dict[str, Any]) -> None:
-    save_config(config, run_dir / "config.yaml")
+    """run.json first: it marks the folder as a cnnlab run, so a kill after it never leaves a foreign folder."""
     meta = {
         **meta,
         "versions": {"cnnlab": cnnlab.__version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     atomic_write_json(run_dir / "run.json", meta)
+    save_config(config, run_dir / "config.yaml")

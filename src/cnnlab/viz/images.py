@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnnlab.io import atomic_write_bytes  # noqa: E402
+
 
 def display_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """A C×H×W image (uint8 0..255 or float 0..1) as H×W×3 floats in [0, 1]; grey for other than 3 channels."""
@@ -80,5 +82,5 @@ def png_bytes(image: np.ndarray) -> bytes:
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png_bytes(image))
+    atomic_write_bytes(path, png_bytes(image))
     return path

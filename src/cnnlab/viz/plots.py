@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from cnnlab.io import atomic_write_bytes  # noqa: E402
+
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     """The figure as PNG bytes; the figure is closed (pyplot would otherwise keep every figure alive)."""
@@ -27,7 +29,7 @@ def figure_png(fig: Figure, dpi: int = 110) -> bytes:
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(figure_png(fig))
+    atomic_write_bytes(path, figure_png(fig))
     return path
 
 

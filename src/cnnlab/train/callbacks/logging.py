@@ -51,13 +51,19 @@ class TensorBoardLogger(Callback):
                 "tensorboard: the tensorboard package is not installed; pip install 'cnnlab[tensorboard]'"
             ) from error
 
-        self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+        self.writer_class, self.folder = SummaryWriter, Path(run_dir) / "tensorboard"
+        self.writer = None
+
+    def on_fit_start(self, trainer) -> None:
+        self.writer = self.writer_class(str(self.folder))  # created when training starts, not when built
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
+        assert self.writer is not None
         for key, value in metrics.items():
             if key != "epoch":
                 self.writer.add_scalar(key.replace("_", "/", 1), value, epoch)
         self.writer.flush()
 
     def on_fit_end(self, trainer) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
