@@ -26,7 +26,8 @@ from cnnlab.train.distributed import Distributed, default_threads
 from cnnlab.train.loop import StepSettings, Trainer
 from cnnlab.train.optim import build_optimizer, build_scheduler
 from cnnlab.train.regularization import WeightPenalty
-from cnnlab.train.setup import choose_run_dir, count_parameters, model_spec, write_run_files
+from cnnlab.train.runfolder import RunLock, lock_run_dir, run_dir_for
+from cnnlab.train.setup import count_parameters, model_spec, write_run_files
 
 
 @dataclass
@@ -43,10 +44,18 @@ class TrainingRun:
     run_dir: Path
     distributed: Distributed | None
     monitor: str
+    lock: RunLock | None = None
 
     @property
     def is_main(self) -> bool:
         return self.distributed is None or self.distributed.is_main
+
+    def close(self) -> None:
+        """Release the run folder's lock and leave the process group (fit does this when it ends)."""
+        if self.lock is not None:
+            self.lock.release()
+        if self.distributed is not None:
+            self.distributed.close()
 
 
 def _task_for(config: TrainConfig, task: Task | None) -> Task:
@@ -92,10 +101,49 @@ def _run_meta(config: TrainConfig, task: Task, data, spec, model_meta, preproces
 
 
 def _run_dir(config, resume, overwrite, distributed: Distributed | None) -> Path:
-    if resume:
-        return Path(resume)
-    chosen = str(choose_run_dir(config, overwrite)) if distributed is None or distributed.is_main else None
-    return Path(distributed.broadcast(chosen) if distributed is not None else chosen)
+    """Rank 0 chooses the folder (nothing is written yet) and tells the others."""
+    base = Path(resume) if resume else Path(config.out or Path("runs") / Path(config.model).stem)
+    if distributed is None:
+        return run_dir_for(base, overwrite, bool(resume))
+    chosen = str(run_dir_for(base, overwrite, bool(resume))) if distributed.is_main else None
+    return Path(distributed.broadcast(chosen))
+
+
+# What a resume may change: how long to train and how the machine runs it; anything else would make the
+# continued run a different experiment from the one its first epochs belong to.
+RESUMABLE_FIELDS = {
+    "epochs", "early_stopping.patience", "progress", "threads", "workers", "tensorboard", "device",
+    "eval_batch_size", "compile", "out",
+}  # fmt: skip
+MODEL_FIELDS = {"task", "task_options", "model", "model_options", "layers", "dropout", "batch_norm"}
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key not in ("augment", "model_options", "task_options"):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def check_resume_config(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse, in one line and before anything is written, a resume that changes the experiment."""
+    from cnnlab.config import load_config, to_dict
+
+    saved = _flat(to_dict(load_config(TrainConfig, run_dir / "config.yaml")))
+    given = _flat(to_dict(config))
+    changed = [key for key in given if key not in RESUMABLE_FIELDS and given[key] != saved.get(key)]
+    if not changed:
+        return
+    key = next((k for k in changed if k in MODEL_FIELDS), changed[0])
+    what = "the model" if key in MODEL_FIELDS else f"{key!r}"
+    raise ConfigError(
+        f"{run_dir}: a resume cannot change {what} ({key} was {saved.get(key)!r}, now {given[key]!r}); "
+        f"resume with the saved config, or train a new run (cnnlab train --config {run_dir / 'config.yaml'} "
+        "--out NEW_FOLDER ...)"
+    )
 
 
 def _optimizer(model: nn.Module, modules: nn.ModuleDict, config: TrainConfig) -> torch.optim.Optimizer:
@@ -178,6 +226,8 @@ def build_run(
     _set_threads(config, distributed)
     seed_everything(config.seed, config.deterministic)
     device = distributed.device if distributed is not None else resolve_device(config.device)
+    if resume:
+        check_resume_config(config, Path(resume))
     state = load_checkpoint(Path(resume) / "last.pt", map_location=device) if resume else None
     data = data if data is not None else task.load_data(config)
     model_meta = task.model_meta(data)
@@ -203,8 +253,6 @@ def build_run(
         check_resume(config, state, Path(resume), steps_per_epoch)
     run_dir = _run_dir(config, resume, overwrite, distributed)
     meta = _run_meta(config, task, data, spec, model_meta, preprocess, count_parameters(model), device, monitor)
-    if distributed is None or distributed.is_main:
-        write_run_files(run_dir, config, meta)
     optimizer = _optimizer(model, modules, config)
     scheduler, unit = build_scheduler(optimizer, config.schedule, config.epochs, steps_per_epoch)
     train_model = distributed.wrap(model) if distributed is not None else model
@@ -230,7 +278,16 @@ def build_run(
     )
     if state is not None:
         trainer.load_full_state(state)
-    return TrainingRun(config, task, data, meta, model, context, trainer, run_dir, distributed, monitor)
+    # Everything is validated (config, data, model, the saved state): only now is anything written.
+    lock = None
+    if distributed is None or distributed.is_main:
+        lock = lock_run_dir(run_dir, clear=not resume)
+        try:
+            write_run_files(run_dir, config, meta)
+        except BaseException:
+            lock.release()
+            raise
+    return TrainingRun(config, task, data, meta, model, context, trainer, run_dir, distributed, monitor, lock)
 
 
 def _steps_per_epoch(batches: Any, samples: int, batch_size: int) -> int:
