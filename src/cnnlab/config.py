@@ -176,19 +176,70 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def yaml_syntax_error(path: str | Path, error: yaml.YAMLError) -> ConfigError:
+    """One line naming the file, line and column (1-based, as editors count) and what the parser met."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error)
+    context, begun = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and begun is not None and begun != mark:  # where the unclosed bracket or block began
+        context = f"{context} that began at line {begun.line + 1}, column {begun.column + 1}"
+    detail = f"{problem} ({context})" if context else problem
+    return ConfigError(f"{path}: {where}not valid YAML: {' '.join(str(detail).split())}")
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """The YAML document in `path` as Python values; every way the file can be wrong is a one-line ConfigError."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file (byte {error.start} is not UTF-8); expected YAML") from error
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+        raise yaml_syntax_error(path, error) from error
+    except RecursionError as error:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from error
+
+
+def read_yaml(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A config or layer-list file as a dict of fields (an empty file is an empty config).
+
+    Args:
+        required: fields the file must hold, e.g. ("model", "data") for a run's saved config.yaml, which
+            `cnnlab train` writes in full: then an empty file or a list is an error, never read as the defaults.
+    """
+    data = load_yaml_file(path)
+    if required:
+        _check_required(data, Path(path), required)
+    if data is None:
+        return {}
     if isinstance(data, list):
         return {"layers": data}  # a bare layer list (`- conv: {...}` at the top level) is a net
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config fields (or a list of layers) at the top level")
+        raise ConfigError(
+            f"{path}: expected a mapping of config fields (or a list of layers) at the top level, "
+            f"got {type(data).__name__} {data!r:.40}"
+        )
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _check_required(data: Any, path: Path, required: tuple[str, ...]) -> None:
+    if data is None:
+        raise ConfigError(f"{path}: empty file (expected config fields)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config fields, got a {type(data).__name__}")
+    keys = {str(k).replace("-", "_") for k in data}
+    missing = [key for key in required if key not in keys]
+    if missing:
+        raise ConfigError(f"{path}: missing field {missing[0]!r}")
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:

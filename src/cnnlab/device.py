@@ -20,4 +20,6 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"device: {error}") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} asked for, but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device

@@ -15,3 +15,7 @@ class DataError(CnnlabError, ValueError):
 
 class RunError(CnnlabError):
     """A run folder is missing or lacks what the command needs."""
+
+
+class TrainingDiverged(CnnlabError):
+    """The training loss became NaN or infinite; the run stopped, its folder keeps the epochs before."""

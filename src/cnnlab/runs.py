@@ -1,12 +1,19 @@
 """A trained run folder, loaded back for inference: its task, model with the best weights, preprocessing.
 
 Imports no training code (`cnnlab.train`): evaluation, prediction, export and the server load runs through
-the run's task and the model zoo only.
+the run's task and the model zoo only. Every file of a run folder is read here (run.json, results.json,
+metrics.jsonl, config.yaml), so a damaged one is one RunError naming the file and what is wrong with it,
+whichever command met it.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +22,8 @@ import torch
 from torch import nn
 
 from cnnlab import tasks
-from cnnlab.errors import RunError
+from cnnlab.config import read_yaml
+from cnnlab.errors import CnnlabError, ConfigError, RunError
 from cnnlab.io import load_checkpoint
 
 
@@ -31,21 +39,303 @@ class LoadedRun:
     task: tasks.Task | None = None
 
     def read_json(self, name: str) -> Any:
-        path = self.run_dir / name
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_json_file(self.run_dir / name)
+
+
+# -- reading the files of a run folder ------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RunError(f"{path}: not a text file (byte {error.start} is not UTF-8); the file is damaged") from error
+    except OSError as error:
+        raise RunError(f"{path}: cannot read ({error.strerror or error})") from error
+
+
+def _parse_json(text: str, path: Path, line: int | None = None) -> Any:
+    """`text` (the whole file, or its `line`) as JSON; a fault names the line and column, as YAML errors do."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {line or error.lineno}, column {error.colno}"
+        raise RunError(f"{path}: {where}: not valid JSON ({error.msg}); the file is damaged") from error
+    except RecursionError as error:
+        raise RunError(f"{path}: JSON nested too deeply; the file is damaged") from error
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _shown(value: Any) -> str:
+    """A value as the message quotes it: its repr, cut short (a whole damaged list is no help on one line)."""
+    return _cut(repr(value), 60)
+
+
+def read_json_file(path: str | Path) -> Any:
+    """A JSON file of a run folder (None when it is absent); a damaged one is a RunError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    text = _read_text(path)
+    if not text.strip():
+        raise RunError(f"{path}: empty file (expected JSON); the file is damaged")
+    return _parse_json(text, path)
+
+
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """`read_json_file`, which must hold a JSON object (run.json and results.json do)."""
+    data = read_json_file(path)
+    if data is not None and not isinstance(data, dict):
+        raise RunError(f"{path}: expected a JSON object, got a {_json_type(data)}; the file is damaged")
+    return data
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_shape(value: Any) -> bool:
+    # Channels and at least two spatial sizes: every reader (predict, explain, filters, export) takes images.
+    return isinstance(value, list) and len(value) >= 3 and all(_is_positive_int(v) for v in value)
+
+
+def _is_name_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value)
+
+
+def _is_number_list(value: Any) -> bool:
+    return isinstance(value, list) and len(value) >= 1 and all(_is_number(v) and math.isfinite(v) for v in value)
+
+
+def _is_normalization(value: Any) -> bool:
+    return isinstance(value, dict) and _is_number_list(value.get("mean")) and _is_number_list(value.get("std"))
+
+
+def _is_task_entry(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("name"), str)
+        and isinstance(value.get("options"), (dict, type(None)))
+    )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_count_mapping(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_count(v) for v in value.values())
+
+
+def _is_counts_mapping(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(c, list) and all(map(_is_count, c)) for c in value.values())
+
+
+# run.json fields that readers rely on, and what each must be; checked whenever present.
+RUN_META_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: isinstance(v, dict), "a mapping (the model's name and options, or its layers)"),
+    "input_shape": (_is_shape, "a list of positive integers [channels, height, width]"),
+    "num_classes": (_is_positive_int, "a positive integer"),
+    "classes": (_is_name_list, "a list of class names"),
+    "normalization": (_is_normalization, "a mapping with 'mean' and 'std' lists of finite numbers"),
+    "task": (lambda v: v is None or _is_task_entry(v), "a mapping with a 'name' and 'options'"),
+    "data": (lambda v: isinstance(v, dict), "a mapping"),
+    "data.sizes": (_is_count_mapping, "a mapping of split names to image counts"),
+    "data.class_counts": (_is_counts_mapping, "a mapping of split names to lists of per-class image counts"),
+    "parameters": (lambda v: v is None or _is_positive_int(v), "a positive integer"),
+}
+
+
+def _dotted(tree: dict[str, Any], key: str) -> tuple[bool, Any]:
+    """(present, value) of `data.sizes`-style keys; absent (and left to its parent's check) under a non-mapping."""
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
+    """Refuse a run.json whose fields have the wrong type or disagree with each other, naming the field."""
+    if not isinstance(meta, dict):
+        raise RunError(f"{path}: expected a JSON object, got a {_json_type(meta)}; the file is damaged")
+    for key, (is_valid, expected) in RUN_META_FIELDS.items():
+        found, value = _dotted(meta, key)
+        if found and not is_valid(value):
+            raise RunError(f"{path}: field {key!r} must be {expected}, got {_shown(value)}")
+    classes, count = meta.get("classes"), meta.get("num_classes")
+    if classes is not None and count is not None and len(classes) != count:
+        raise RunError(f"{path}: {len(classes)} names in 'classes' but 'num_classes' is {count}")
+    shape, norm = meta.get("input_shape"), meta.get("normalization")
+    if shape and norm and not len(norm["mean"]) == len(norm["std"]) == shape[0]:
+        raise RunError(
+            f"{path}: 'normalization' has {len(norm['mean'])} means and {len(norm['std'])} stds "
+            f"for {shape[0]} input channels"
+        )
+    return meta
 
 
 def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
+    """run.json of a run folder, checked: the folder, the file and the type of every field it relies on."""
     run_dir = Path(run_dir)
     path = run_dir / "run.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir}: is a file, not a run folder")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run folder not found")
     if not path.is_file():
         raise RunError(f"{run_dir}: not a cnnlab run folder (no run.json); train one with `cnnlab train`")
+    return check_run_meta(read_json_file(path), path)
+
+
+def _check_results(results: dict[str, Any], path: Path) -> dict[str, Any]:
+    split = results.get("evaluated_split")
+    if split is not None and not isinstance(split, str):
+        raise RunError(f"{path}: field 'evaluated_split' must be a split name, got {_shown(split)}")
+    for name in ("train", "val", "test"):
+        scores = results.get(name)
+        if scores is None:
+            continue
+        if not isinstance(scores, dict):
+            raise RunError(f"{path}: field {name!r} must be a mapping of metrics, got {_shown(scores)}")
+        for metric, value in scores.items():
+            if value is not None and not _is_number(value):
+                raise RunError(f"{path}: {name}.{metric} must be a number, got {_shown(value)}")
+    for key in ("best_epoch", "epochs_run"):
+        if results.get(key) is not None and not _is_positive_int(results[key]):
+            raise RunError(f"{path}: field {key!r} must be a positive integer, got {_shown(results[key])}")
+    return results
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any] | None:
+    """results.json (None before training finished), with the fields diagnose and report read checked."""
+    path = Path(run_dir) / "results.json"
+    results = read_json_object(path)
+    return None if results is None else _check_results(results, path)
+
+
+def _check_epoch_row(row: Any, path: Path, line: int) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise RunError(f"{path}: line {line}: expected a JSON object (one epoch's metrics), got a {_json_type(row)}")
+    for key, value in row.items():
+        if value is not None and not _is_number(value):
+            raise RunError(f"{path}: line {line}: {key!r} must be a number, got {_shown(value)}")
+    return row
+
+
+def _read_metrics_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if line.strip():
+            rows.append(_check_epoch_row(_parse_json(line, path, number), path, number))
+    return rows
+
+
+def _number(value: str, path: Path, line: int, key: str) -> float:
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RunError(f"{path}: not valid JSON ({error})") from error
+        return float(value)
+    except ValueError as error:
+        raise RunError(f"{path}: line {line}: {key!r} must be a number, got {_shown(value)}") from error
+
+
+def _read_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    reader = csv.DictReader(_read_text(path).splitlines())
+    rows = []
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            raise RunError(f"{path}: line {line}: more values than the header has columns")
+        rows.append({k: _number(v, path, line, k) for k, v in row.items() if v not in ("", None)})
+    return rows
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The per-epoch metrics (metrics.jsonl, else metrics.csv); [] before the first epoch, None with neither."""
+    run_dir = Path(run_dir)
+    jsonl, csv_path = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
+    if jsonl.is_file():
+        return _read_metrics_jsonl(jsonl)
+    if csv_path.is_file():
+        return _read_metrics_csv(csv_path)
+    return None
+
+
+# Fields every saved config.yaml holds (`cnnlab train` writes them all); without them it is damaged.
+RUN_CONFIG_FIELDS = ("model", "data")
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """config.yaml of a run folder as a dict: a mapping that names at least the model and the data (a user's
+    own config file may be empty; a run's never is). Building the typed config is left to the caller, which
+    may import the training code."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: not a run folder (no config.yaml)")
+    try:
+        return read_yaml(path, required=RUN_CONFIG_FIELDS)
+    except ConfigError as error:
+        raise RunError(f"{error}; the file is damaged") from error
+
+
+# -- where a command writes ----------------------------------------------------------------------------------
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_writable(folder: Path, target: Path) -> None:
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        because = f" (cannot write {target})" if existing != target else ""
+        raise RunError(f"{existing}: not a folder{because}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"{existing}: permission denied (cannot write there)")
+
+
+def check_output_folder(folder: str | Path) -> Path:
+    """Refuse, before any work, a folder that cannot be made or written: a file in its place or above it, or no
+    write permission on the nearest folder that exists."""
+    folder = Path(folder)
+    _check_writable(folder, folder)
+    return folder
+
+
+def check_output_file(path: str | Path) -> Path:
+    """`check_output_folder` for the file's folder, and no folder at the file's own place. (A read-only file
+    itself is no obstacle: files are replaced by rename.)"""
+    path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{path}: is a folder; give a file name")
+    _check_writable(path.parent, path)
+    return path
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """An OSError while writing `path` becomes one line naming `path` (not a temp file beside it) and why."""
+    try:
+        yield
+    except OSError as error:
+        raise RunError(f"{path}: {error.strerror or error}") from error
+
+
+# -- the model back from a run folder -------------------------------------------------------------------------
 
 
 def run_task(meta: dict[str, Any]) -> tasks.Task:
@@ -54,22 +344,57 @@ def run_task(meta: dict[str, Any]) -> tasks.Task:
     return tasks.create(entry["name"], entry.get("options"))
 
 
+def _rebuild(meta: dict[str, Any], path: Path) -> tuple[tasks.Task, nn.Module, nn.Module]:
+    """The task, the (untrained) model and the preprocessing that run.json describes; its faults name it."""
+    try:
+        task = run_task(meta)
+        return task, task.build_model(meta["model"], meta), task.preprocess_from_meta(meta)
+    except KeyError as error:
+        raise RunError(f"{path}: missing field {error.args[0]!r}; the file is damaged") from error
+    except CnnlabError as error:
+        raise RunError(f"{path}: {error}") from error
+    except (TypeError, ValueError, IndexError, RuntimeError) as error:
+        raise RunError(f"{path}: cannot rebuild the model ({type(error).__name__}: {error})") from error
+
+
+def _load_weights(model: nn.Module, state: dict[str, Any], path: Path, meta_path: Path) -> None:
+    weights = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise RunError(f"{path}: not a cnnlab checkpoint (no model weights)")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        # torch's message: a header line, then one line per mismatch; the first mismatch is the telling one.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        first = _cut(lines[min(1, len(lines) - 1)], 200)
+        raise RunError(f"{path}: the weights do not fit the model {meta_path} describes ({first})") from error
+
+
+def _fields_needed(meta: dict[str, Any]) -> tuple[str, ...]:
+    return ("model", "classes") if "num_classes" in meta else ("model",)
+
+
 def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the model from run.json and load `best.pt` (falling back to `last.pt`)."""
     run_dir = Path(run_dir)
     meta = read_run_meta(run_dir)
-    if "custom" in meta.get("model", {}):
+    meta_path = run_dir / "run.json"
+    # A field the task reads is named by the task's own KeyError; these two are read here. A model with K
+    # classes has K names (a task without classes, e.g. a regression, records neither).
+    missing = [key for key in _fields_needed(meta) if key not in meta]
+    if missing:
+        raise RunError(f"{meta_path}: missing field {missing[0]!r}; the file is damaged")
+    if "custom" in meta["model"]:
         raise RunError(
             f"{run_dir}: the model was a custom module ({meta['model']['custom']}); run.json cannot rebuild it"
         )
-    task = run_task(meta)
-    model = task.build_model(meta["model"], meta)
+    task, model, preprocess = _rebuild(meta, meta_path)
     path = run_dir / f"{checkpoint}.pt"
     if not path.is_file():
         path = run_dir / "last.pt"
     state = load_checkpoint(path, map_location=device)
-    model.load_state_dict(state["model"])
+    _load_weights(model, state, path, meta_path)
     model.to(device).eval()
-    preprocess = task.preprocess_from_meta(meta).to(device)
-    shape = tuple(meta.get("input_shape", ()))
-    return LoadedRun(run_dir, model, preprocess, list(meta.get("classes", [])), shape, meta, state.get("epoch"), task)
+    epoch = state.get("epoch")
+    shape, classes = tuple(meta.get("input_shape", ())), [str(c) for c in meta.get("classes", [])]
+    return LoadedRun(run_dir, model, preprocess.to(device), classes, shape, meta, epoch, task)

@@ -35,7 +35,9 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def _expand(argv: list[str], tmp: Path) -> list[str]:
-    return [a.replace("{tmp}", str(tmp)).replace("{run}", str(tmp / "run")).replace("{mnist}", str(MNIST)) for a in argv]
+    return [
+        a.replace("{tmp}", str(tmp)).replace("{run}", str(tmp / "run")).replace("{mnist}", str(MNIST)) for a in argv
+    ]
 
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason="needs the shipped MNIST")

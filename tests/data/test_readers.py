@@ -92,7 +92,10 @@ def test_idx_set_with_only_two_labels_still_has_the_ten_mnist_classes(tmp_path):
     write_idx(tmp_path / "fashion_mnist", images, labels)  # Fashion-MNIST keeps its garment names
     assert load_dataset(tmp_path / "fashion_mnist", val_split=0).classes[:2] == ["T-shirt/top", "Trouser"]
 
-    write_idx(tmp_path / "wide", images, np.array([0, 11, 1, 0], np.uint8))  # more than 10: max label + 1
+    write_idx(tmp_path / "wide", images, np.array([0, 11, 1, 0], np.uint8))  # beyond the 10 digits: an error
+    with pytest.raises(DataError, match=r"label 11.*classes\.txt"):
+        load_dataset(tmp_path / "wide", val_split=0)
+    (tmp_path / "wide" / "classes.txt").write_text("\n".join(str(i) for i in range(12)))
     assert load_dataset(tmp_path / "wide", val_split=0).num_classes == 12
 
 

@@ -81,13 +81,13 @@ def test_best_weights_are_restored_and_equal_best_pt(tmp_path):
 
 
 def test_early_stopping_stops(tmp_path):
-    # lr 0 makes nothing improve after epoch 1: patience 2 stops at epoch 3 of 10
+    # lr 1e-12 (0 is refused) makes nothing improve by min_delta after epoch 1: patience 2 stops at epoch 3 of 10
     result = fit(
         small_config(
             tmp_path,
             epochs=10,
-            optimizer={"name": "sgd", "lr": 0.0},
-            early_stopping={"patience": 2, "monitor": "val_loss"},
+            optimizer={"name": "sgd", "lr": 1e-12},
+            early_stopping={"patience": 2, "monitor": "val_loss", "min_delta": 1e-3},
         )
     )
     assert result.results["epochs_run"] == 3 and result.results["stopped_early"] is True

@@ -78,8 +78,23 @@ def test_a_locked_run_is_refused_and_a_stale_lock_taken_over(tmp_path, capsys):
 def test_two_writers_on_one_folder(tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen(
-        [sys.executable, "-m", "cnnlab", "train", "--model", "lenet5_modern", "--data", MNIST, "--train-samples",
-         "6000", "--epochs", "100", "--no-progress", "--out", str(run)],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cnnlab",
+            "train",
+            "--model",
+            "lenet5_modern",
+            "--data",
+            MNIST,
+            "--train-samples",
+            "6000",
+            "--epochs",
+            "100",
+            "--no-progress",
+            "--out",
+            str(run),
+        ],  # fmt: skip
         stderr=subprocess.PIPE,
         text=True,
     )

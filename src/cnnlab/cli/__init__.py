@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
+import re
 import sys
+import traceback
+from pathlib import Path
 
 # OpenMP threads that spin while waiting collapse when another process holds a core: measured 12-16x slower
 # LeNet-5 steps with 2 spinning threads on a shared 2-core machine (bench/RESULTS.md). Set before torch loads.
@@ -30,15 +34,36 @@ COMMANDS = {
 }
 
 
+DEBUG_FLAG = "--debug"
+MESSAGE_LIMIT = 400  # characters of an unexpected error's message on its one line; --debug shows it all
+
+
+class UsageError(Exception):
+    """A command line argparse cannot parse; `main` prints it as one line with a pointer to --help."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, except that a bad command line is one line (not usage text), and `main` decides the exit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message)
+
+
 def _load(module: str):
     return importlib.import_module(f"cnnlab.cli.{module}")
 
 
+def _chosen_command(argv: list[str]) -> str | None:
+    # The top-level parser takes no option with a value, so the first word that is not a flag is the command.
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = CommandParser(prog="cnnlab", description=__doc__)
+    parser.add_argument(DEBUG_FLAG, action="store_true", help="show the full traceback of an error (anywhere)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     # Only the chosen subcommand's module is imported, so `cnnlab models` stays fast.
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = _chosen_command(argv)
     for name, (module, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
@@ -50,10 +75,69 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def one_line(text: str, limit: int | None = None) -> str:
+    """A message on one line (the CLI's contract: one line per error), cut at `limit` characters."""
+    flat = " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    return flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _target_of(filename: str) -> str:
+    """The file a write was for: `cnnlab.io.atomic_write` writes `.NAME.XXXXXXXX.tmp` beside NAME first."""
+    path = Path(filename)
+    match = re.fullmatch(r"\.(.+)\.[A-Za-z0-9_]+\.tmp", path.name)
+    return str(path.with_name(match.group(1))) if match else str(filename)
+
+
+def os_error_line(error: OSError) -> str:
+    """`/x/y: No space left on device`: the path and the system's reason, as a user reads them."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is None:
+        return one_line(reason)
+    paths = _target_of(os.fsdecode(error.filename))
+    if getattr(error, "filename2", None) is not None:
+        paths += f" -> {os.fsdecode(error.filename2)}"
+    return one_line(f"{paths}: {reason}")
+
+
+def _usage_line(error: UsageError, argv: list[str]) -> str:
+    command = _chosen_command(argv)
+    where = f"cnnlab {command}" if command in COMMANDS else "cnnlab"
+    return one_line(f"{error}; see `{where} --help`")
+
+
+def _unknown_command(argv: list[str]) -> UsageError | None:
+    command = _chosen_command(argv)
+    if command is None or command in COMMANDS:
+        return None
+    close = difflib.get_close_matches(command, COMMANDS, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"commands: {', '.join(COMMANDS)}"
+    return UsageError(f"unknown command {command!r} ({hint})")
+
+
+def _silence_broken_pipe() -> None:
+    """`cnnlab models | head` closed our stdout: stop quietly, as Unix tools do (Python docs' recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (captured in tests)
+        pass
+
+
+def _error(message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"cnnlab: error: {message}", file=sys.stderr)
+
+
+def _run(argv: list[str], debug: bool) -> int:
+    unknown = _unknown_command(argv)
+    if unknown is not None:
+        raise unknown
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help printed its text
+        return done.code if isinstance(done.code, int) else 0
     if not args.command:
         parser.print_help()
         return 2
@@ -65,12 +149,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cnnlab: error: command {args.command!r} is not available in this version", file=sys.stderr)
             return 2
         raise
-    args.argv = argv
+    args.debug = debug
+    args.argv = argv + ([DEBUG_FLAG] if debug else [])  # what a relaunch (torchrun) passes on
+    return int(module.run(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; every error ends as one line `cnnlab: error: ...` (the traceback only with --debug).
+
+    Exit codes: 0 done, 1 an error, 2 a command line that cannot be parsed, 130 interrupted (Ctrl-C).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = DEBUG_FLAG in argv  # a global flag, before or after the command
+    argv = [a for a in argv if a != DEBUG_FLAG]
     try:
-        return int(module.run(args) or 0)
+        return _run(argv, debug)
+    except UsageError as error:  # the command line is the whole story: no traceback even with --debug
+        _error(_usage_line(error, argv), debug=False)
+        return 2
     except CnnlabError as error:
-        print(f"cnnlab: error: {error}", file=sys.stderr)
+        _error(one_line(str(error)), debug)
         return 1
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_broken_pipe()
+        return 1
+    except OSError as error:
+        _error(os_error_line(error), debug)
+        return 1
+    except Exception as error:  # the last resort: a bug or a fault nobody foresaw is still one line
+        message = one_line(str(error), MESSAGE_LIMIT) or "(no message)"
+        hint = "" if debug else " (run with --debug for the traceback)"
+        _error(f"{type(error).__name__}: {message}{hint}", debug)
+        return 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from cnnlab.diagnose import Diagnosis, Finding, diagnose_run, merge_changes, render_flags, write_fixed_config
 from cnnlab.diagnose.findings import FINDING_IDS
 from cnnlab.errors import ConfigError
+from cnnlab.runs import check_output_file, check_output_folder, read_run_meta, writing
 
 WIDTH = 100
 
@@ -42,12 +43,13 @@ def _only(text: str | None) -> list[str] | None:
 def _measure_curve(args: argparse.Namespace) -> dict | None:
     if not args.data_fractions:
         return None
-    from cnnlab.config import load_config
+    from cnnlab.config import build_dataclass
     from cnnlab.diagnose.learning_curve import learning_curve, parse_fractions
+    from cnnlab.diagnose.run import read_run_config
     from cnnlab.train.config import TrainConfig
 
-    config = load_config(TrainConfig, Path(args.run) / "config.yaml")
-    out = Path(args.run) / "learning_curve"
+    config = build_dataclass(TrainConfig, read_run_config(args.run))  # checked: names config.yaml if damaged
+    out = check_output_folder(Path(args.run) / "learning_curve")
     log = None if args.json else print
     curve = learning_curve(config, parse_fractions(args.data_fractions), out, args.epochs, log=log)
     if not args.json:
@@ -95,6 +97,9 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
 
 def run(args: argparse.Namespace) -> int:
     only = _only(args.only)
+    if args.write_config:
+        check_output_file(args.write_config)  # refused now, not after a learning curve
+    read_run_meta(args.run)  # a missing or damaged run folder is named before any training
     curve = _measure_curve(args)
     diagnosis = diagnose_run(args.run, learning_curve=curve)
     if args.json:
@@ -102,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_diagnosis(diagnosis))
     if args.write_config:
-        config = write_fixed_config(diagnosis, args.write_config, args.out, only)
+        with writing(args.write_config):
+            config = write_fixed_config(diagnosis, args.write_config, args.out, only)
         # With --json, stdout holds only the JSON list.
         print(
             f"written: {args.write_config} (trains into {config.out}); run: cnnlab train --config {args.write_config}",

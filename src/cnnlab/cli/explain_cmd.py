@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,9 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.runs import check_output_folder, load_run
     from cnnlab.viz.explain import explain_image
 
-    result = explain_image(args.run, args.image, args.class_name, args.out, args.layer, args.channels)
+    if args.out:
+        check_output_folder(args.out)
+    loaded = load_run(args.run)
+    out = check_output_folder(Path(args.out) if args.out else loaded.run_dir / "explain")
+    result = explain_image(loaded, args.image, args.class_name, out, args.layer, args.channels)
     print(f"prediction: {result.predicted} ({result.probability:.1%})")
     print(f"grad-cam: {result.gradcam_path}  (class {result.explained_class}, layer {result.layer})")
     for label, path in zip(result.feature_labels, result.feature_paths):

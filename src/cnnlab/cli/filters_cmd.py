@@ -13,13 +13,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.runs import load_run
+    from cnnlab.runs import check_output_file, load_run, writing
     from cnnlab.viz.filters import filter_grid, first_conv_weight
     from cnnlab.viz.images import save_png
 
+    if args.out:
+        check_output_file(args.out)
     loaded = load_run(args.run, args.checkpoint)
+    target = check_output_file(Path(args.out) if args.out else loaded.run_dir / "filters.png")
     weight = first_conv_weight(loaded.model, loaded.input_shape)
-    path = save_png(filter_grid(weight), Path(args.out) if args.out else loaded.run_dir / "filters.png")
+    with writing(target):
+        path = save_png(filter_grid(weight), target)
     out_channels, in_channels, height, width = weight.shape
     print(f"{out_channels} filters of {in_channels}x{height}x{width}: {path}")
     return 0

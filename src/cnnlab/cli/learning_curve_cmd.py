@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cnnlab.config import add_dataclass_arguments, load_config, overrides_from_args
 from cnnlab.diagnose.learning_curve import LearningCurve, learning_curve, parse_fractions
+from cnnlab.runs import check_output_folder
 from cnnlab.train.config import TrainConfig
 
 DEFAULT_FRACTIONS = "0.1,0.25,0.5,1.0"
@@ -46,7 +47,7 @@ def format_table(curve: LearningCurve) -> str:
 def run(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args, TrainConfig)
     config = load_config(TrainConfig, args.config, overrides)
-    folder = output_folder(config, overrides)
+    folder = check_output_folder(output_folder(config, overrides))
     curve = learning_curve(config, parse_fractions(args.fractions), folder, log=print)
     print()
     print(format_table(curve))

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from cnnlab.config import add_dataclass_arguments, load_config, overrides_from_args
+from cnnlab.errors import ConfigError
 from cnnlab.train import TrainConfig, fit, resume_config
 
 
@@ -15,7 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="reuse --out even if it holds a run")
     parser.add_argument(
         "--nproc",
-        type=int,
         metavar="N",
         help="train on N processes of this machine (torchrun + DistributedDataParallel; same global batch)",
     )
@@ -34,11 +34,21 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return kept
 
 
+def _process_count(text: str | None) -> int:
+    """--nproc read as text and checked here, so a wrong value is a one-line error naming the range."""
+    if text is None:
+        return 1
+    if not str(text).strip().isdigit() or int(text) < 1:
+        raise ConfigError(f"--nproc must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+    nproc = _process_count(args.nproc)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from cnnlab.train.distributed import launch
 
-        return launch(args.nproc, _without_nproc(getattr(args, "argv", [])))
+        return launch(nproc, _without_nproc(getattr(args, "argv", [])))
     overrides = overrides_from_args(args, TrainConfig)
     if args.resume:
         config = resume_config(args.resume, overrides)

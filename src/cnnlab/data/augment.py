@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +52,24 @@ FLAG_DEFAULTS = {
     "mixup": 0.2,
     "cutmix": 1.0,
 }
-_LIMITS = {"scale": 1.0, "translate": 1.0, "erase": 1.0, "rotate": 180.0, "shear": 89.0}
+# What each value may be: (lowest, highest or None, highest included). Every value must be finite. scale stays
+# below 1 (a zoom factor of 1 - scale must be > 0: at 0 the affine matrix is singular and the image NaN); shear
+# below 90 degrees (tan 90 is infinite); erase is a probability; the rest are strengths or Beta parameters.
+RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "rotate": (0, 180, True),
+    "scale": (0, 1, False),
+    "translate": (0, 1, True),
+    "shear": (0, 89, True),
+    "crop": (0, None, True),
+    "jitter": (0, None, True),
+    "brightness": (0, None, True),
+    "contrast": (0, None, True),
+    "saturation": (0, None, True),
+    "erase": (0, 1, True),
+    "mixup": (0, None, True),
+    "cutmix": (0, None, True),
+}
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,15 @@ class AugmentSpec:
     erase: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("flip", "vflip"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"config field 'augment.{key}' must be true or false, got {getattr(self, key)!r}")
+        for key, bounds in RANGES.items():
+            value = getattr(self, key)
+            if value is not None and not _in_range(value, *bounds, whole=key == "crop"):
+                raise ConfigError(f"config field 'augment.{key}' must be {_describe(*bounds, key)}, got {value!r}")
 
     @classmethod
     def known_keys(cls) -> list[str]:
@@ -163,20 +191,46 @@ class AugmentSpec:
         return v2.Compose(steps) if steps else None
 
 
-def _number(key: str, value: Any) -> float:
+def _in_range(value: Any, low: float, high: float | None, high_included: bool, whole: bool = False) -> bool:
+    kind = numbers.Integral if whole else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        return False
+    return value >= low and (high is None or value < high or (high_included and value == high))
+
+
+def _describe(low: float, high: float | None, high_included: bool, key: str) -> str:
+    kind = "a whole number of pixels" if key == "crop" else "a finite number"
+    if high is None:
+        return f"{kind} >= {low:g}"
+    return f"{kind} in [{low:g}, {high:g}{']' if high_included else ')'}"
+
+
+def _number(key: str, value: Any) -> float | int:
+    """A flag-only key (`True`) takes its default, `False` is off; crop's pixels become an int when whole.
+
+    The range is checked by AugmentSpec itself (`__post_init__`), so a spec built in Python is checked too.
+    """
     if value is True:
-        return float(FLAG_DEFAULTS.get(key.split(".")[-1], 0.0))
+        return FLAG_DEFAULTS.get(key, 0)
     if value is False or value is None:
-        return 0.0
+        return 0
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"augment {key!r}: expected a number, got {value!r}") from None
-    limit = _LIMITS.get(key)
-    if number < 0 or (limit is not None and number > limit):
-        bound = f"in [0, {limit:g}]" if limit is not None else ">= 0"
-        raise ConfigError(f"augment {key!r}: {value!r} is out of range; expected a number {bound}")
-    return number
+        raise ConfigError(
+            f"config field 'augment.{key}' must be {_describe(*RANGES[key], key)}, got {value!r}"
+        ) from None
+    return int(number) if key == "crop" and number.is_integer() else number
+
+
+def _switch(key: str, value: Any) -> bool:
+    """flip / vflip: a boolean, 0 / 1, or a word YAML would read as one; anything else is refused, not guessed."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigError(f"config field 'augment.{key}' must be true or false, got {value!r}")
 
 
 def _field_value(key: str, value: Any) -> Any:
@@ -186,15 +240,8 @@ def _field_value(key: str, value: Any) -> Any:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown augmentation {key!r}{hint}; known keys: {', '.join(known)}")
     if key in ("flip", "vflip"):
-        if isinstance(value, str):
-            value = value.strip().lower() in ("true", "yes", "1", "on")
-        return bool(value)
-    number = _number(key, value)
-    if key == "crop":
-        if not float(number).is_integer():
-            raise ConfigError(f"augment 'crop': padding must be a whole number of pixels, got {value!r}")
-        return int(number)
-    return number
+        return _switch(key, value)
+    return _number(key, value)
 
 
 def _device(generator: torch.Generator | None) -> torch.device:

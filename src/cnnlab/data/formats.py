@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.data.decode import check_channels, parse_size
-from cnnlab.data.files import files_to_splits, folder_classes, list_folder, read_manifest
+from cnnlab.data.files import files_to_splits, folder_classes, is_hidden, list_folder, read_manifest
 from cnnlab.data.imageset import DataSplits, ImageSet
 from cnnlab.data.readers import find_idx_file, is_cifar_folder, read_cifar_folder, read_idx_folder, read_npz
 from cnnlab.data.splits import split_off_val
@@ -31,26 +31,34 @@ def detect_format(path: str | os.PathLike) -> str:
     if not path.exists():
         raise DataError(f"{path}: data path does not exist")
     if path.is_file():
-        suffix = path.name.lower()
-        if suffix.endswith(".npz"):
-            return "npz"
-        if suffix.endswith(".csv"):
-            return "csv"
-        if "idx" in suffix and "ubyte" in suffix:
+        return _file_format(path)
+    try:
+        if find_idx_file(path, ("train", "t10k", "test"), "images"):
             return "idx"
-        if suffix.endswith((".tar", ".tar.gz", ".tgz", ".zip")):
-            raise DataError(f"{path}: an archive; extract it and pass the extracted folder")
-        raise DataError(f"{path}: unknown data file; expected a .npz archive, a .csv manifest, or a folder")
-    if find_idx_file(path, ("train", "t10k", "test"), "images"):
-        return "idx"
-    if is_cifar_folder(path):
-        return "cifar"
-    if any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir()):
-        return "folder"
+        if is_cifar_folder(path):
+            return "cifar"
+        if any(p.is_dir() and not is_hidden(p.name) for p in path.iterdir()):
+            return "folder"
+    except OSError as error:
+        raise DataError(f"{path}: cannot list data folder ({error.strerror or error})") from None
     raise DataError(
         f"{path}: cannot tell the data format; expected MNIST-style idx files (train-images-idx3-ubyte.gz), "
-        "CIFAR python batches (data_batch_1), class sub-folders of images, a .npz or a .csv; or pass format="
+        "CIFAR python batches (data_batch_1), class sub-folders of images, a .npz or a .csv; "
+        "or name the format (--data-format, format=)"
     )
+
+
+def _file_format(path: Path) -> str:
+    suffix = path.name.lower()
+    if suffix.endswith(".npz"):
+        return "npz"
+    if suffix.endswith(".csv"):
+        return "csv"
+    if "idx" in suffix and "ubyte" in suffix:
+        return "idx"
+    if suffix.endswith((".tar", ".tar.gz", ".tgz", ".zip")):
+        raise DataError(f"{path}: an archive; extract it and pass the extracted folder")
+    raise DataError(f"{path}: unknown data file; expected a .npz archive, a .csv manifest, or a folder")
 
 
 def _read(

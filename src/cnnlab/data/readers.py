@@ -8,13 +8,17 @@ or corrupt file is a DataError naming that file rather than a reshape error deep
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import pickle
 import re
 import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -48,22 +52,56 @@ def finish_images(images: torch.Tensor, channels: int | None, size: tuple[int, i
     return images
 
 
-def check_labels(labels: np.ndarray, num_classes: int, source: str) -> None:
-    """Labels must index the class list: a DataError naming the file shows the first bad one."""
+def check_labels(labels: np.ndarray, num_classes: int, source: str, origin: str = "") -> None:
+    """Labels must index the class list: a DataError naming the file shows the first bad one.
+
+    Args:
+        origin: where the class list comes from, for the message ("declared in data/classes.txt").
+    """
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if len(bad):
+        where = f" {origin}" if origin else ""
         raise DataError(
-            f"{source}: label {int(labels[bad[0]])} (item {int(bad[0])}) is outside the {num_classes} classes; "
-            f"expected labels 0..{num_classes - 1}"
+            f"{source}: label {int(labels[bad[0]])} (item {int(bad[0])}) is outside the {num_classes} classes"
+            f"{where}; expected labels 0..{num_classes - 1}"
         )
 
 
+def check_class_names(names: list[str], source: str) -> list[str]:
+    """A declared class list: at least one name, none twice (a repeated name would make two classes of one)."""
+    if not names:
+        raise DataError(f"{source}: declares no class names; expected one name per class")
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not name:
+            raise DataError(f"{source}: class {i} has an empty name")
+        if name in first:
+            raise DataError(f"{source}: class name {name!r} appears twice (classes {first[name]} and {i})")
+        first[name] = i
+    return names
+
+
 def read_class_file(folder: Path) -> list[str] | None:
-    """Optional `classes.txt` (one name per line) next to the data: names for numeric labels."""
+    """Optional `classes.txt` (one name per line, label 0 first) next to the data: names for numeric labels."""
     path = folder / "classes.txt"
     if not path.is_file():
         return None
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read class names ({error})") from None
+    return check_class_names([line.strip() for line in text.splitlines() if line.strip()], str(path))
+
+
+def integer_labels(array: np.ndarray, source: str) -> np.ndarray:
+    """Class indices as int64; floats only when whole (1.0), never truncated (1.5 is an error, not class 1)."""
+    if array.dtype == np.bool_:
+        return array.astype(np.int64)
+    if not np.issubdtype(array.dtype, np.integer):
+        floating = np.issubdtype(array.dtype, np.floating)
+        if not (floating and np.all(np.isfinite(array)) and np.all(np.abs(array) < 2**62) and np.all(array % 1 == 0)):
+            raise DataError(f"{source}: labels are {array.dtype} values; expected integer class indices")
+    return array.astype(np.int64)
 
 
 def default_classes(max_label: int) -> list[str]:
@@ -74,57 +112,89 @@ def default_classes(max_label: int) -> list[str]:
 
 
 def find_idx_file(folder: Path, prefixes: Sequence[str], kind: str) -> Path | None:
-    """`train-images-idx3-ubyte[.gz]`, also the dotted `train-images.idx3-ubyte` naming."""
+    """`train-images-idx3-ubyte[.gz]`, also the dotted `train-images.idx3-ubyte` naming (hidden files such as
+    macOS's `._train-images-idx3-ubyte.gz` are not candidates)."""
     rank = "3" if kind == "images" else "1"
     pattern = re.compile(rf"^(.*[-_])?({'|'.join(prefixes)})-{kind}[-.]idx{rank}-ubyte(\.gz)?$", re.IGNORECASE)
-    matches = sorted(p for p in folder.iterdir() if p.is_file() and pattern.match(p.name))
+    found = (p for p in folder.iterdir() if not p.name.startswith(".") and pattern.match(p.name) and p.is_file())
+    matches = sorted(found)
     return matches[0] if matches else None
 
 
-def _read_raw(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-        return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: cannot read ({error}); the file is truncated or not gzip data") from None
+def _open_idx(path: Path) -> BinaryIO:
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """An unsigned-byte IDX array of `ndim` dimensions (magic 0x0000080N), checked against its header."""
-    raw = _read_raw(path)
-    header = 4 + 4 * ndim
+def _idx_dims(path: Path, head: bytes, ndim: int) -> tuple[int, ...]:
     expected_magic = 0x800 + ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header; the file is truncated")
-    magic = int.from_bytes(raw[:4], "big")
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{path}: {len(head)} bytes is too short for an IDX header; the file is truncated")
+    magic = int.from_bytes(head[:4], "big")
     if magic != expected_magic:
         raise DataError(
             f"{path}: IDX magic number is 0x{magic:08x}; expected 0x{expected_magic:08x} "
             f"(unsigned bytes, {ndim} dimensions) — not an MNIST-style {'image' if ndim == 3 else 'label'} file"
         )
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    needed = header + int(np.prod(dims))
-    if len(raw) != needed:
+    return struct.unpack(f">{ndim}I", head[4:])
+
+
+def _idx_body(handle: BinaryIO, header: int, needed: int) -> tuple[bytes, int]:
+    """The body and its size; a plain file whose size already disagrees with its header is not read."""
+    if not isinstance(handle, gzip.GzipFile):
+        size = os.fstat(handle.fileno()).st_size - header
+        if size != needed:
+            return b"", size
+    body = handle.read(needed + 1)  # one byte more tells a stream longer than its header says
+    return body, len(body)
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An unsigned-byte IDX array of `ndim` dimensions (magic 0x0000080N), checked against its header.
+
+    The body is read up to what the header declares plus one byte, so neither a gzip bomb nor a header that
+    claims terabytes is read into memory before the sizes disagree.
+    """
+    header = 4 + 4 * ndim
+    try:
+        with _open_idx(path) as handle:
+            dims = _idx_dims(path, handle.read(header), ndim)
+            needed = math.prod(dims)
+            body, size = _idx_body(handle, header, needed)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot read ({error}); the file is truncated or not gzip data") from None
+    shape = " x ".join(map(str, dims))
+    if size < needed:
         raise DataError(
-            f"{path}: holds {len(raw)} bytes but its header ({' x '.join(map(str, dims))}) needs {needed}; "
+            f"{path}: holds {header + size} bytes but its header ({shape}) needs {header + needed}; "
             "the file is truncated or corrupt"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if size > needed:
+        raise DataError(f"{path}: holds more than the {header + needed} bytes its header ({shape}) declares; corrupt")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
-IDX_MIN_CLASSES = 10  # an IDX folder is MNIST-style: the 10 digits, or Fashion-MNIST's 10 garments
+IDX_CLASSES = 10  # an IDX folder is MNIST-style: the 10 digits, or Fashion-MNIST's 10 garments
+_IDX_ORIGIN = "of an MNIST-style idx set (a classes.txt beside the files, one name a line, declares others)"
 
 
-def idx_classes(folder: Path, max_label: int) -> list[str]:
-    """Class names of an IDX folder: `classes.txt` when present, Fashion-MNIST's names in a folder called *fashion*,
-    else "0", "1", ... for max(10, max_label + 1) classes: a subset holding only some digits (labels 0 and 1, say)
-    still has MNIST's 10 classes, so its models and reports line up with the full set's."""
+def idx_classes(folder: Path) -> tuple[list[str], str]:
+    """Class names of an IDX folder and where they come from: `classes.txt` when present, Fashion-MNIST's names in
+    a folder called *fashion*, else the 10 digits "0".."9". A subset holding only some digits (labels 0 and 1, say)
+    still has MNIST's 10 classes, so its models and reports line up with the full set's; a label beyond the
+    classes is an error (a corrupt label 200 must not make a 201-class model)."""
     named = read_class_file(folder)
     if named is not None:
-        return named
+        return named, f"declared in {folder / 'classes.txt'}"
     if any("fashion" in part.lower() for part in folder.resolve().parts[-2:]):
-        return list(FASHION_CLASSES)
-    return default_classes(max(max_label + 1, IDX_MIN_CLASSES) - 1)
+        return list(FASHION_CLASSES), _IDX_ORIGIN.replace("an MNIST-style idx set", "Fashion-MNIST")
+    return default_classes(IDX_CLASSES - 1), _IDX_ORIGIN
+
+
+def _check_idx_images(images: np.ndarray, path: Path) -> None:
+    if len(images) == 0 or 0 in images.shape[1:]:
+        raise DataError(f"{path}: holds {len(images)} images of {images.shape[1]}x{images.shape[2]}; expected some")
 
 
 def read_idx_folder(
@@ -142,15 +212,16 @@ def read_idx_folder(
                 f"{present}: found without its {'labels' if labels_path is None else 'images'} file in {folder}"
             )
         images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
+        _check_idx_images(images, images_path)
         if len(images) != len(labels):
             raise DataError(f"{images_path}: {len(images)} images but {labels_path} has {len(labels)} labels")
         arrays[split] = (images, labels, images_path, labels_path)
     if not arrays:
         raise DataError(f"{folder}: no train-images-idx3-ubyte[.gz] with train-labels-idx1-ubyte[.gz] found")
-    classes = idx_classes(folder, max(int(arr[1].max(initial=0)) for arr in arrays.values()))
+    classes, origin = idx_classes(folder)
     splits = {}
     for split, (images, labels, images_path, labels_path) in arrays.items():
-        check_labels(labels, len(classes), str(labels_path))
+        check_labels(labels, len(classes), str(labels_path), origin)
         tensor = finish_images(torch.from_numpy(images.copy()).unsqueeze(1), channels, size)
         splits[split] = ImageSet(tensor, labels.astype(np.int64), classes, str(images_path))
     return splits, classes
@@ -202,12 +273,18 @@ def _cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
         if key not in batch:
             raise DataError(f"{path}: missing key {key!r}; the file has keys {sorted(batch)}")
     data = np.asarray(batch["data"])
-    labels = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)
+    try:
+        labels = np.asarray(batch[label_key]).reshape(-1)
+    except (ValueError, TypeError) as error:
+        raise DataError(f"{path}: {label_key!r} is not a list of class indices ({error})") from None
+    labels = integer_labels(labels, f"{path} [{label_key}]")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise DataError(
             f"{path}: 'data' is {data.dtype} {data.shape} with {len(labels)} labels; expected uint8 (N, 3072) "
             "rows of 32x32 RGB planes, one per label"
         )
+    if len(data) == 0:
+        raise DataError(f"{path}: the batch holds no images")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -223,45 +300,61 @@ def is_cifar_folder(path: Path) -> bool:
     return (path / "data_batch_1").is_file() or ((path / "train").is_file() and (path / "meta").is_file())
 
 
+@dataclass(frozen=True)
+class _CifarLayout:
+    train_files: list[Path]
+    test_file: Path
+    meta_file: Path
+    label_key: str
+    names_key: str
+    num_classes: int  # when the meta file is missing
+
+
+def _cifar_layout(folder: Path) -> _CifarLayout:
+    """CIFAR-10's files (data_batch_<n> only: a stray `data_batch_1.bak` would count twice) or CIFAR-100's."""
+    if (folder / "data_batch_1").is_file():
+        batches = [p for p in folder.iterdir() if re.fullmatch(r"data_batch_\d+", p.name) and p.is_file()]
+        batches.sort(key=lambda p: int(p.name.rsplit("_", 1)[1]))
+        return _CifarLayout(batches, folder / "test_batch", folder / "batches.meta", "labels", "label_names", 10)
+    if (folder / "train").is_file():
+        return _CifarLayout(
+            [folder / "train"], folder / "test", folder / "meta", "fine_labels", "fine_label_names", 100
+        )
+    raise DataError(f"{folder}: no CIFAR batches; expected data_batch_1..5 + test_batch or train + test + meta")
+
+
 def read_cifar_folder(
     folder: Path, channels: int | None = None, size: tuple[int, int] | None = None
 ) -> tuple[Splits, list[str]]:
     """CIFAR-10 (data_batch_1..5, test_batch, batches.meta) or CIFAR-100 (train, test, meta; fine labels)."""
-    folder = resolve_cifar_folder(folder)
-    if (folder / "data_batch_1").is_file():
-        train_files = sorted(folder.glob("data_batch_*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
-        test_file, meta_file, label_key, names_key = (
-            folder / "test_batch",
-            folder / "batches.meta",
-            "labels",
-            "label_names",
-        )
-    elif (folder / "train").is_file():
-        train_files = [folder / "train"]
-        test_file, meta_file, label_key, names_key = folder / "test", folder / "meta", "fine_labels", "fine_label_names"
-    else:
-        raise DataError(f"{folder}: no CIFAR batches; expected data_batch_1..5 + test_batch or train + test + meta")
-    parts = {"train": [_cifar_batch(p, label_key) for p in train_files]}
-    if test_file.is_file():
-        parts["test"] = [_cifar_batch(test_file, label_key)]
-    classes = _cifar_classes(meta_file, names_key, max(int(lbl.max(initial=0)) for b in parts.values() for _, lbl in b))
+    layout = _cifar_layout(resolve_cifar_folder(folder))
+    files = {"train": layout.train_files}
+    if layout.test_file.is_file():
+        files["test"] = [layout.test_file]
+    classes, origin = _cifar_classes(layout)
     splits = {}
-    for split, batches in parts.items():
+    for split, paths in files.items():
+        batches = [_cifar_batch(p, layout.label_key) for p in paths]
+        for path, (_, labels) in zip(paths, batches):
+            check_labels(labels, len(classes), str(path), origin)
         labels = np.concatenate([labels for _, labels in batches])
-        source = str(train_files[0] if split == "train" else test_file)
-        check_labels(labels, len(classes), source)
         images = finish_images(torch.from_numpy(np.concatenate([data for data, _ in batches])), channels, size)
-        splits[split] = ImageSet(images, labels, classes, source)
+        splits[split] = ImageSet(images, labels, classes, str(paths[0]))
     return splits, classes
 
 
-def _cifar_classes(meta_file: Path, key: str, max_label: int) -> list[str]:
+def _cifar_classes(layout: _CifarLayout) -> tuple[list[str], str]:
+    """Names from the meta file, else CIFAR-10's 10 or CIFAR-100's 100 unnamed classes (never max label + 1)."""
+    meta_file, key = layout.meta_file, layout.names_key
     if not meta_file.is_file():
-        return default_classes(max_label)
+        return default_classes(layout.num_classes - 1), f"of CIFAR-{layout.num_classes} ({meta_file.name} is absent)"
     meta = load_pickle(meta_file)
     if key not in meta:
         raise DataError(f"{meta_file}: missing key {key!r}; the file has keys {sorted(meta)}")
-    return [_text(name) for name in meta[key]]  # type: ignore[union-attr]
+    if not isinstance(meta[key], (list, tuple, np.ndarray)):
+        raise DataError(f"{meta_file}: {key!r} is a {type(meta[key]).__name__}; expected a list of class names")
+    names = [_text(name) for name in meta[key]]  # type: ignore[union-attr]
+    return check_class_names(names, f"{meta_file} [{key}]"), f"named in {meta_file}"
 
 
 # ---------------------------------------------------------------- NumPy .npz (MedMNIST layout)
@@ -281,15 +374,27 @@ def _npz_images(array: np.ndarray, source: str) -> torch.Tensor:
         array = array.transpose(0, 3, 1, 2)
     elif not (array.ndim == 4 and array.shape[1] in (1, 3, 4)):
         raise DataError(f"{source}: images have shape {array.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)")
+    if array.size == 0:
+        raise DataError(f"{source}: images have shape {array.shape}; expected at least one image of at least 1x1")
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     elif array.dtype != np.uint8:
-        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        if low < 0 or high > 255:
-            raise DataError(f"{source}: pixel values span {low}..{high}; expected uint8 0..255 or floats in 0..1")
-        scale = 255.0 if np.issubdtype(array.dtype, np.floating) and high <= 1.0 else 1.0
-        array = np.rint(array.astype(np.float64) * scale).astype(np.uint8)
+        array = _scaled_to_bytes(array, source)
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _scaled_to_bytes(array: np.ndarray, source: str) -> np.ndarray:
+    """Integers in 0..255 as they are, floats in 0..1 times 255; NaN, infinities and wider ranges are errors."""
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{source}: images are {array.dtype} values; expected uint8 0..255 or floats in 0..1")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
+        raise DataError(f"{source}: image {bad} holds NaN or infinite pixel values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 255:
+        raise DataError(f"{source}: pixel values span {low}..{high}; expected uint8 0..255 or floats in 0..1")
+    scale = 255.0 if np.issubdtype(array.dtype, np.floating) and high <= 1.0 else 1.0
+    return np.rint(array.astype(np.float64) * scale).astype(np.uint8)
 
 
 def _npz_labels(array: np.ndarray, count: int, source: str) -> np.ndarray:
@@ -300,42 +405,61 @@ def _npz_labels(array: np.ndarray, count: int, source: str) -> np.ndarray:
             f"{source}: labels have shape {array.shape} for {count} images; expected one integer per image, "
             "(N,) or (N, 1) (multi-label / one-hot labels are not supported)"
         )
-    if not np.issubdtype(array.dtype, np.integer):
-        if not np.issubdtype(array.dtype, np.number) or not np.all(np.mod(array, 1) == 0):
-            raise DataError(f"{source}: labels are {array.dtype} values; expected integer class indices")
-    return array.astype(np.int64)
+    return integer_labels(array, source)
 
 
 def read_npz(path: Path, channels: int | None = None, size: tuple[int, int] | None = None) -> tuple[Splits, list[str]]:
-    """train_/val_/test_ images and labels (MedMNIST), also Keras' x_train/y_train naming."""
+    """train_/val_/test_ images and labels (MedMNIST), also Keras' x_train/y_train naming.
+
+    Class names come from a `classes` (or `label_names`, `class_names`) array; without one the classes are
+    0..largest label, and every one of them must be used: a gap (labels 0..9 and one 200) is a corrupt label,
+    not 191 empty classes.
+    """
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataError(f"{path}: cannot read .npz archive ({error}); the file is truncated or corrupt") from None
-    arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    arrays: dict[str, tuple[torch.Tensor, np.ndarray, str]] = {}
     for split, candidates in _NPZ_KEYS.items():
         for images_key, labels_key in candidates:
             if images_key in contents and labels_key in contents:
-                source = f"{path} [{images_key}]"
-                images = _npz_images(contents[images_key], source)
-                arrays[split] = (images, _npz_labels(contents[labels_key], len(images), f"{path} [{labels_key}]"))
+                images = _npz_images(contents[images_key], f"{path} [{images_key}]")
+                labels_source = f"{path} [{labels_key}]"
+                arrays[split] = (images, _npz_labels(contents[labels_key], len(images), labels_source), labels_source)
                 break
     if "train" not in arrays:
         raise DataError(
             f"{path}: no training arrays; expected keys train_images + train_labels (and optionally val_*/test_*), "
             f"the archive has keys {sorted(contents)}"
         )
-    classes = _npz_classes(contents, max(int(labels.max(initial=0)) for _, labels in arrays.values()))
+    classes, origin = _npz_classes(contents, {source: labels for _, labels, source in arrays.values()}, path)
     splits = {}
-    for split, (images, labels) in arrays.items():
-        check_labels(labels, len(classes), f"{path} [{split} labels]")
+    for split, (images, labels, source) in arrays.items():
+        check_labels(labels, len(classes), source, origin)
         splits[split] = ImageSet(finish_images(images, channels, size), labels, classes, str(path))
     return splits, classes
 
 
-def _npz_classes(contents: dict[str, np.ndarray], max_label: int) -> list[str]:
+def _npz_classes(contents: dict[str, np.ndarray], labels: dict[str, np.ndarray], path: Path) -> tuple[list[str], str]:
+    """The archive's class names, else 0..largest label when each of those is used (see `read_npz`)."""
     for key in ("classes", "label_names", "class_names"):
         if key in contents:
-            return [str(name) for name in contents[key].reshape(-1)]
-    return default_classes(max_label)
+            names = [str(name).strip() for name in contents[key].reshape(-1)]
+            return check_class_names(names, f"{path} [{key}]"), f"named in its {key!r} array"
+    for source, values in labels.items():
+        negative = np.flatnonzero(values < 0)
+        if len(negative):
+            item = int(negative[0])
+            raise DataError(f"{source}: label {int(values[item])} (item {item}) is negative; expected 0, 1, ...")
+    used = np.unique(np.concatenate(list(labels.values())))
+    largest = int(used[-1])
+    if largest + 1 != len(used):
+        unused = int(np.flatnonzero(used != np.arange(len(used)))[0])
+        source, values = next((s, v) for s, v in labels.items() if largest in v)
+        raise DataError(
+            f"{source}: label {largest} (item {int(np.flatnonzero(values == largest)[0])}) is used but no image has "
+            f"label {unused}; without a 'classes' array an npz has the classes 0..largest label, each in use, so "
+            "this label looks corrupt; add a 'classes' array naming every class if it is not"
+        )
+    return default_classes(largest), "of the archive (0..largest label)"

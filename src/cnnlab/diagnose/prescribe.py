@@ -141,10 +141,24 @@ def make_finding(
     changes: dict[str, Any],
     words: str,
 ) -> Finding:
-    """A Finding whose advice ends with the `cnnlab train` flags equivalent to `changes`."""
+    """A Finding whose advice ends with the `cnnlab train` flags equivalent to `changes`.
+
+    A change computed from a NaN or infinite number (an old run whose config held `lr: .nan`) is dropped, never
+    prescribed: training refuses such values, and a written config must load.
+    """
+    changes = finite_changes(changes)
     flags = render_flags(changes, facts_config)
     advice = f"{words} Flags: {flags}" if flags else words
     return Finding(finding_id, severity, title, _rounded(evidence), summary, dict(changes), advice)
+
+
+def finite_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` without the numbers that are NaN or infinite."""
+    return {key: value for key, value in changes.items() if not _is_nonfinite(value)}
+
+
+def _is_nonfinite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value)
 
 
 def _rounded(evidence: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,13 @@ LINEAR_RATIO = 0.6
 FAR_BELOW_TYPICAL = 30.0
 
 
+def _usable_lr(facts: RunFacts) -> float:
+    """The run's learning rate, or the optimizer's typical one where the config's is NaN, infinite or <= 0
+    (runs from before options were validated): a prescription computed from it must be a real number."""
+    lr = facts.lr
+    return lr if math.isfinite(lr) and lr > 0 else remedies.typical_lr(facts)
+
+
 def _nonfinite_evidence(facts: RunFacts, index: int) -> dict[str, Any]:
     row = facts.history[index]
     losses = [v for v in curves.column(facts.history[:index], "train_loss") if math.isfinite(v)]
@@ -71,7 +78,7 @@ def divergence(facts: RunFacts) -> Finding | None:
             f"Training loss ended at {end:.3f}, {end / facts.chance_loss:.1f}x the {facts.chance_loss:.3f} of "
             "an untrained model."
         )
-    changes: dict[str, Any] = {"optimizer.lr": facts.lr / 10}
+    changes: dict[str, Any] = {"optimizer.lr": _usable_lr(facts) / 10}
     if not facts.config.get("grad_clip"):
         changes["grad_clip"] = 1.0
     if not float((facts.config.get("schedule") or {}).get("warmup_epochs", 0) or 0):
@@ -168,12 +175,13 @@ def learning_rate(facts: RunFacts) -> Finding | None:
         "chance_loss": facts.chance_loss,
         **extra,
     }
+    lr = _usable_lr(facts)
     if direction == "high":
-        changes: dict[str, Any] = {"optimizer.lr": facts.lr / 10}
+        changes: dict[str, Any] = {"optimizer.lr": lr / 10}
         words = "Lower the learning rate tenfold (or run a learning-rate range test, Smith 2017)."
         title = "Learning rate too high: the training loss jumps instead of falling"
     else:
-        changes = {"optimizer.lr": typical if facts.lr < typical / 10 else facts.lr * 3}
+        changes = {"optimizer.lr": typical if lr < typical / 10 else lr * 3}
         words = (
             f"Raise the learning rate (to {changes['optimizer.lr']:g}); with {facts.optimizer_name} "
             f"{typical:g} is the usual start."

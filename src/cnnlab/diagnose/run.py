@@ -2,57 +2,42 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
-from cnnlab.config import read_yaml
+from cnnlab.config import build_dataclass
 from cnnlab.diagnose import prescribe
 from cnnlab.diagnose.facts import build_facts
 from cnnlab.diagnose.findings import Diagnosis, verdict
 from cnnlab.diagnose.rules import run_rules
 from cnnlab.errors import ConfigError, RunError
-from cnnlab.runs import read_run_meta
+from cnnlab.runs import read_metrics, read_results, read_run_meta
+from cnnlab.runs import read_run_config as read_saved_config
 from cnnlab.train.config import TrainConfig
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch metrics of a run: metrics.jsonl, else metrics.csv."""
-    run_dir = Path(run_dir)
-    jsonl, csv_path = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
-    if jsonl.is_file():
-        try:
-            rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
-        except json.JSONDecodeError as error:
-            raise RunError(f"{jsonl}: not valid JSON lines ({error})") from error
-    elif csv_path.is_file():
-        with csv_path.open(newline="") as handle:
-            rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
-    else:
+    """The per-epoch metrics of a run: metrics.jsonl, else metrics.csv (a damaged file names its line)."""
+    rows = read_metrics(run_dir)
+    if rows is None:
         raise RunError(f"{run_dir}: no metrics.jsonl or metrics.csv; the run has not finished an epoch")
     if not rows:
-        raise RunError(f"{jsonl}: empty; the run has not finished an epoch")
+        jsonl = Path(run_dir) / "metrics.jsonl"
+        name = jsonl if jsonl.is_file() else Path(run_dir) / "metrics.csv"
+        raise RunError(f"{name}: no epoch in it; the run has not finished an epoch")
     return rows
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """config.yaml as a dict, checked against TrainConfig so that a wrong value names its field here, not
+    as a crash inside a rule."""
+    values = read_saved_config(run_dir)
     path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: not a run folder (no config.yaml)")
     try:
-        return read_yaml(path)
+        build_dataclass(TrainConfig, values)
     except ConfigError as error:
-        raise RunError(str(error)) from error
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise RunError(f"{path}: not valid JSON ({error})") from error
+        raise RunError(f"{path}: {error}") from error
+    return values
 
 
 def diagnose_run(run_dir: str | Path, learning_curve: dict[str, Any] | None = None) -> Diagnosis:
@@ -68,7 +53,7 @@ def diagnose_run(run_dir: str | Path, learning_curve: dict[str, Any] | None = No
     meta = read_run_meta(run_dir)
     config = read_run_config(run_dir)
     history = read_history(run_dir)
-    results = _read_json(Path(run_dir) / "results.json")
+    results = read_results(run_dir)
     facts = build_facts(history, config, meta, None, results, learning_curve)
     findings = run_rules(facts)
     return Diagnosis(str(run_dir), findings, verdict(findings), facts.summary(), config)

@@ -5,17 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.device import resolve_device
-from cnnlab.errors import DataError
+from cnnlab.errors import ConfigError, DataError, RunError
 from cnnlab.io import atomic_write_json
-from cnnlab.runs import LoadedRun, load_run
+from cnnlab.runs import LoadedRun, check_output_file, load_run, read_run_config, writing
 from cnnlab.tasks.classification.metrics import ClassificationReport, classification_report, collect_logits
 
 
 def run_config(run: LoadedRun):
-    from cnnlab.config import load_config
+    """The run's TrainConfig from its config.yaml; a damaged or incomplete file is a RunError naming it."""
+    from cnnlab.config import build_dataclass
     from cnnlab.train.config import TrainConfig
 
-    return load_config(TrainConfig, run.run_dir / "config.yaml")
+    values = read_run_config(run.run_dir)
+    try:
+        return build_dataclass(TrainConfig, values)
+    except ConfigError as error:
+        raise RunError(f"{run.run_dir / 'config.yaml'}: {error}") from error
 
 
 def load_run_split(run: LoadedRun, data: str | None, split: str, data_format: str | None = None):
@@ -55,14 +60,18 @@ def evaluate_run(
 
     device = resolve_device("auto")
     run = load_run(run_dir, device=device)
+    json_target, png_target = run.run_dir / f"evaluation_{split}.json", run.run_dir / f"confusion_matrix_{split}.png"
+    for target in (json_target, png_target):  # refused before the (long) evaluation, not after it
+        check_output_file(target)
     imageset = load_run_split(run, data, split, data_format)
     logits, labels = collect_logits(
         run.model, make_batches(imageset, batch_size, shuffle=False), run.preprocess, device
     )
     report = classification_report(logits, labels, run.classes)
-    json_path = atomic_write_json(
-        run.run_dir / f"evaluation_{split}.json",
-        {"split": split, "data": data, "checkpoint_epoch": run.checkpoint_epoch, **report.to_dict()},
-    )
-    png_path = plot_confusion_matrix(report.confusion, run.classes, run.run_dir / f"confusion_matrix_{split}.png")
+    with writing(json_target):
+        json_path = atomic_write_json(
+            json_target, {"split": split, "data": data, "checkpoint_epoch": run.checkpoint_epoch, **report.to_dict()}
+        )
+    with writing(png_target):
+        png_path = plot_confusion_matrix(report.confusion, run.classes, png_target)
     return report, [json_path, png_path]

@@ -7,7 +7,7 @@ exported model must reproduce the eager model's logits (onnxruntime for ONNX).
 
 from __future__ import annotations
 
-import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.errors import CnnlabError, ConfigError, RunError
+from cnnlab.io import atomic_write_json
 from cnnlab.runs import LoadedRun, load_run
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+# The opsets torch.onnx's TorchScript-based exporter (dynamo=False) can write.
+MIN_OPSET = getattr(torch.onnx._constants, "ONNX_MIN_OPSET", 7)
+MAX_OPSET = getattr(torch.onnx._constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
 
 
 class ImageClassifier(nn.Module):
@@ -40,6 +44,27 @@ class ExportResult:
     format: str
     max_abs_difference: float
     metadata_path: Path
+
+
+def check_opset(opset: int | str) -> int:
+    """The ONNX opset as an int the exporter supports (a flag's text is accepted)."""
+    text = str(opset).strip()
+    if not text.isdigit() or not MIN_OPSET <= int(text) <= MAX_OPSET:
+        raise ConfigError(f"--opset must be a whole number in [{MIN_OPSET}, {MAX_OPSET}], got {opset!r}")
+    return int(text)
+
+
+def check_finite_weights(run: LoadedRun) -> None:
+    """Refuse to export weights holding NaN or inf (a diverged run): the exported model would answer NaN."""
+    tensors = {**run.model.state_dict(), **{f"preprocess.{k}": v for k, v in run.preprocess.state_dict().items()}}
+    for name, tensor in tensors.items():
+        # A sum is NaN/inf when any entry is, at a fraction of the cost of isfinite() over every weight.
+        if tensor.is_floating_point() and not torch.isfinite(tensor.sum()):
+            epoch = f" (checkpoint of epoch {run.checkpoint_epoch})" if run.checkpoint_epoch is not None else ""
+            raise RunError(
+                f"{run.run_dir}: cannot export: parameter {name!r} holds NaN or infinite values{epoch}; "
+                "the run diverged: retrain it with a lower --optimizer.lr or --grad-clip 1"
+            )
 
 
 def _example_batch(run: LoadedRun, batch: int = 2) -> torch.Tensor:
@@ -82,35 +107,40 @@ def export_run(
     """Export the run's best model; raises if the exported model's logits differ from eager by > tolerance."""
     if format not in FORMATS:
         raise ConfigError(f"--format: unknown export format {format!r}; choose {', '.join(FORMATS)}")
+    opset = check_opset(opset)
     run = load_run(run_dir)
+    check_finite_weights(run)
     module = ImageClassifier(run).eval()
     path = Path(out) if out else run.run_dir / f"model{FORMATS[format]}"
     example = _example_batch(run)
     check = _example_batch(run, batch=5)  # a different batch size proves the batch axis is dynamic
     with torch.inference_mode():
         expected = module(check).numpy()
-    if format == "onnx":
-        export_onnx(module, example, path, opset)
-        actual = run_onnx(path, check)
-    else:
-        export_torchscript(module, example, path)
-        with torch.inference_mode():
-            actual = torch.jit.load(str(path))(check).numpy()
-    difference = float(np.abs(actual - expected).max())
-    if difference > tolerance:
-        raise CnnlabError(f"{path}: exported model differs from eager by {difference:.2e} (> {tolerance:.0e})")
-    metadata_path = path.with_suffix(path.suffix + ".json")
-    metadata_path.write_text(
-        json.dumps(
-            {
-                "format": format,
-                "input": {"name": "images", "dtype": "uint8", "shape": ["batch", *run.input_shape]},
-                "output": {"name": "logits", "classes": run.classes},
-                "max_abs_difference": difference,
-                "normalization": run.meta["normalization"],
-                "source_run": str(run.run_dir),
-            },
-            indent=2,
-        )
+    # Written beside the target and renamed only once verified: a failed or killed export leaves no file.
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if format == "onnx":
+            export_onnx(module, example, staging, opset)
+            actual = run_onnx(staging, check)
+        else:
+            export_torchscript(module, example, staging)
+            with torch.inference_mode():
+                actual = torch.jit.load(str(staging))(check).numpy()
+        difference = float(np.abs(actual - expected).max())
+        if difference > tolerance:
+            raise CnnlabError(f"{path}: exported model differs from eager by {difference:.2e} (> {tolerance:.0e})")
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    metadata_path = atomic_write_json(
+        path.with_suffix(path.suffix + ".json"),
+        {
+            "format": format,
+            "input": {"name": "images", "dtype": "uint8", "shape": ["batch", *run.input_shape]},
+            "output": {"name": "logits", "classes": run.classes},
+            "max_abs_difference": difference,
+            "normalization": run.meta["normalization"],
+            "source_run": str(run.run_dir),
+        },
     )
     return ExportResult(path, format, difference, metadata_path)

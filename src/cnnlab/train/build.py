@@ -17,10 +17,9 @@ from torch import nn
 from cnnlab import tasks
 from cnnlab.device import resolve_device
 from cnnlab.errors import ConfigError, RunError
-from cnnlab.io import load_checkpoint
 from cnnlab.tasks.base import StepContext, Task, collect, concatenate
 from cnnlab.train import callbacks as cb
-from cnnlab.train.checkpoint import seed_everything
+from cnnlab.train.checkpoint import load_training_state, seed_everything
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.distributed import Distributed, default_threads
 from cnnlab.train.loop import StepSettings, Trainer
@@ -113,7 +112,7 @@ def _run_dir(config, resume, overwrite, distributed: Distributed | None) -> Path
 # continued run a different experiment from the one its first epochs belong to.
 RESUMABLE_FIELDS = {
     "epochs", "early_stopping.patience", "progress", "threads", "workers", "tensorboard", "device",
-    "eval_batch_size", "compile", "out",
+    "eval_batch_size", "compile", "out", "max_image_pixels",
 }  # fmt: skip
 MODEL_FIELDS = {"task", "task_options", "model", "model_options", "layers", "dropout", "batch_norm"}
 
@@ -228,7 +227,11 @@ def build_run(
     device = distributed.device if distributed is not None else resolve_device(config.device)
     if resume:
         check_resume_config(config, Path(resume))
-    state = load_checkpoint(Path(resume) / "last.pt", map_location=device) if resume else None
+    state = load_training_state(Path(resume) / "last.pt", map_location=device) if resume else None
+    if config.max_image_pixels:
+        from cnnlab.data import decode
+
+        decode.MAX_IMAGE_PIXELS = config.max_image_pixels  # decompression-bomb limit for this process
     data = data if data is not None else task.load_data(config)
     model_meta = task.model_meta(data)
     spec = model_spec(config) if model is None else {"custom": type(model).__name__}
@@ -306,7 +309,10 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RunError(f"{run_dir}: not a run folder (no config.yaml)")
-    if not (Path(run_dir) / "last.pt").is_file():
+    if not (Path(run_dir) / "last.pt").exists():
         raise RunError(f"{run_dir}: nothing to resume (no last.pt)")
+    from cnnlab.config import read_yaml
+
+    read_yaml(path, required=("model", "data"))  # an empty or damaged config.yaml is refused, never read as defaults
     config = load_config(TrainConfig, path, overrides)
     return replace(config, out=str(run_dir))

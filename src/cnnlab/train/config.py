@@ -1,11 +1,172 @@
-"""TrainConfig: the one dataclass that a YAML file and `cnnlab train` flags both fill."""
+"""TrainConfig: the one dataclass that a YAML file and `cnnlab train` flags both fill.
+
+Every field is checked when its dataclass is built (from YAML, flags or Python alike) against the rule tables
+below, so a wrong value is refused in one line that names the field as a user types it and the allowed range,
+before any data is read. NaN and infinity are refused wherever a number is expected: YAML and flags read
+`nan` and `inf` as floats, and either would train silently to garbage.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlab.data.augment import AugmentSpec
+from cnnlab.errors import ConfigError
 
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "constant", "step", "multistep", "cosine", "onecycle", "plateau")
+PRECISIONS = ("fp32", "bf16", "fp16")
+# numpy's seed must fit in 32 bits (`seed_everything` seeds numpy too).
+MAX_SEED = 2**32 - 1
+
+
+# -- rules: what a field's value may be, and how to say it --------------------------------------------------
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite real number (a whole one with `whole`) between `low` and `high`; an end may be open or absent."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        kind = numbers.Integral if self.whole else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or (value < self.high or (not self.high_open and value == self.high))
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.whole else "a finite number"
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{kind} in {left}{_number_text(self.low)}, {_number_text(self.high)}{right}"
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {_number_text(self.low)}"
+        if self.high is not None:
+            return f"{kind} {'<' if self.high_open else '<='} {_number_text(self.high)}"
+        return kind
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few names (letter case ignored with `ignore_case`, for names the builders lower-case)."""
+
+    choices: tuple[Any, ...]
+    ignore_case: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        if self.ignore_case and isinstance(value, str):
+            value = value.lower()
+        return not isinstance(value, bool) and value in self.choices
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(str(choice) for choice in self.choices)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A string matching a regular expression, described by `text`."""
+
+    regex: str
+    text: str
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and re.fullmatch(self.regex, value) is not None
+
+    def describe(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Each:
+    """A list whose items each follow `item`; `lengths` allowed counts (any when empty); `increasing` strictly."""
+
+    item: Number
+    lengths: tuple[int, ...] = ()
+    increasing: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            return False
+        if self.lengths and len(value) not in self.lengths:
+            return False
+        if self.increasing and any(b <= a for a, b in zip(value, value[1:])):
+            return False
+        return all(self.item.accepts(item) for item in value)
+
+    def describe(self) -> str:
+        count = " or ".join(str(n) for n in self.lengths) + " values" if self.lengths else "a list of values"
+        order = " in increasing order" if self.increasing else ""
+        return f"{count}{order}, each {self.item.describe()}"
+
+
+Rule = Number | OneOf | Pattern | Each
+
+POSITIVE = Number(0, low_open=True)
+NON_NEGATIVE = Number(0)
+FRACTION = Number(0, 1, high_open=True)  # [0, 1): a rate, a probability that must leave something
+OPEN_FRACTION = Number(0, 1, low_open=True, high_open=True)
+COUNT = Number(1, whole=True)
+NON_NEGATIVE_COUNT = Number(0, whole=True)
+
+
+def check_rules(config: Any, section: str, rules: Mapping[str, Rule]) -> None:
+    """Raise a ConfigError naming the first field of `config` that breaks its rule.
+
+    A field whose default is None may be None (it means "off" or "the default"); `section` is the dotted
+    prefix a user types (`optimizer.`), so the message says `optimizer.lr`, not `lr`.
+    """
+    optional = {f.name for f in dataclasses.fields(config) if f.default is None}
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        if value is None and name in optional:
+            continue
+        check_value(section + name, value, rule)
+
+
+def check_value(name: str, value: Any, rule: Rule) -> None:
+    """Raise a ConfigError unless `value` follows `rule`; `name` is the dotted field a user types."""
+    if not rule.accepts(value):
+        raise ConfigError(f"config field '{name}' must be {rule.describe()}, got {value!r}")
+
+
+def check_finite_values(mapping: Mapping[str, Any], section: str) -> None:
+    """Free mappings (model options) may hold anything but a NaN or infinite number, at any depth."""
+    for key, value in mapping.items():
+        name = f"{section}.{key}"
+        if isinstance(value, Mapping):
+            check_finite_values(value, name)
+        elif isinstance(value, (list, tuple)):
+            check_finite_values({str(i): v for i, v in enumerate(value)}, name)
+        elif _is_nonfinite(value):
+            raise ConfigError(f"config field '{name}' must be a finite number, got {value!r}")
+
+
+def _is_nonfinite(value: Any) -> bool:
+    """NaN or inf, also as text: `--model-options width=nan` hands the builder the string 'nan'."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+# -- the config ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OptimizerConfig:
     name: str = field(default="sgd", metadata={"help": "sgd | adam | adamw"})
@@ -15,6 +176,20 @@ class OptimizerConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = field(default=0.0, metadata={"help": "L2 as decoupled/optimizer weight decay"})
     decay_bias_and_norm: bool = field(default=False, metadata={"help": "also decay biases and norm parameters"})
+
+    def __post_init__(self) -> None:
+        check_rules(self, "optimizer.", OPTIMIZER_RULES)
+        if self.nesterov and self.name.lower() == "sgd" and self.momentum == 0:
+            raise ConfigError("config field 'optimizer.nesterov' needs optimizer.momentum > 0, got momentum 0")
+
+
+OPTIMIZER_RULES: dict[str, Rule] = {
+    "name": OneOf(OPTIMIZERS, ignore_case=True),
+    "lr": POSITIVE,
+    "momentum": FRACTION,
+    "betas": Each(FRACTION, lengths=(2,)),
+    "weight_decay": NON_NEGATIVE,
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +203,26 @@ class ScheduleConfig:
     patience: int = field(default=5, metadata={"help": "plateau: epochs without improvement before decaying"})
     pct_start: float = field(default=0.25, metadata={"help": "onecycle: fraction of steps spent rising"})
 
+    def __post_init__(self) -> None:
+        check_rules(self, "schedule.", SCHEDULE_RULES)
+        if self.name.lower() == "plateau" and self.gamma >= 1:
+            raise ConfigError(
+                f"config field 'schedule.gamma' must be a finite number in (0, 1) for the plateau schedule "
+                f"(the factor that lowers the learning rate), got {self.gamma!r}"
+            )
+
+
+SCHEDULE_RULES: dict[str, Rule] = {
+    "name": OneOf(SCHEDULES, ignore_case=True),
+    "warmup_epochs": NON_NEGATIVE,
+    "step_size": COUNT,
+    "milestones": Each(COUNT, increasing=True),
+    "gamma": POSITIVE,
+    "min_lr": NON_NEGATIVE,
+    "patience": NON_NEGATIVE_COUNT,  # ReduceLROnPlateau's own: 0 lowers the rate at the first flat epoch
+    "pct_start": OPEN_FRACTION,
+}
+
 
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
@@ -35,6 +230,16 @@ class EarlyStoppingConfig:
     monitor: str | None = field(default=None, metadata={"help": "any logged metric (default: the run's monitor)"})
     mode: str = field(default="auto", metadata={"help": "min | max | auto (as the task declares the metric)"})
     min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_rules(self, "early_stopping.", EARLY_STOPPING_RULES)
+
+
+EARLY_STOPPING_RULES: dict[str, Rule] = {
+    "patience": COUNT,
+    "mode": OneOf(("min", "max", "auto")),
+    "min_delta": NON_NEGATIVE,
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +262,9 @@ class TrainConfig:
     channels: int | None = None
     augment: dict[str, Any] = field(default_factory=dict, metadata={"help": "e.g. rotate=15,flip,crop=4"})
     workers: int = field(default=0, metadata={"help": "data-loader workers for streamed (large) data sets"})
+    max_image_pixels: int | None = field(
+        default=None, metadata={"help": "refuse image files over this many pixels (default 89,478,485, as Pillow)"}
+    )
     # optimisation
     epochs: int = 10
     batch_size: int = 128
@@ -84,3 +292,37 @@ class TrainConfig:
     threads: int | None = None
     tensorboard: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_rules(self, "", TRAIN_RULES)
+        check_finite_values(self.model_options, "model_options")
+        if "dropout" in self.model_options:
+            check_value("model_options.dropout", self.model_options["dropout"], FRACTION)
+        AugmentSpec.from_config(self.augment)
+        if self.schedule.warmup_epochs > self.epochs:
+            raise ConfigError(
+                f"config field 'schedule.warmup_epochs' must be at most the run's {self.epochs} epochs, "
+                f"got {self.schedule.warmup_epochs!r} (the learning rate would never reach optimizer.lr)"
+            )
+
+
+TRAIN_RULES: dict[str, Rule] = {
+    "dropout": FRACTION,
+    "val_split": FRACTION,
+    "train_samples": COUNT,
+    "resize": Each(COUNT, lengths=(1, 2)),
+    "channels": OneOf((1, 3)),
+    "workers": NON_NEGATIVE_COUNT,
+    "max_image_pixels": COUNT,
+    "epochs": COUNT,
+    "batch_size": COUNT,
+    "eval_batch_size": COUNT,
+    "l1": NON_NEGATIVE,
+    "l2": NON_NEGATIVE,
+    "label_smoothing": FRACTION,
+    "grad_clip": POSITIVE,
+    "seed": Number(0, MAX_SEED, whole=True),
+    "device": Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps"),
+    "precision": OneOf(PRECISIONS),
+    "threads": COUNT,
+}

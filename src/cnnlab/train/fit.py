@@ -8,11 +8,13 @@ from typing import Any
 
 import torch
 
+from cnnlab.errors import TrainingDiverged
 from cnnlab.io import atomic_write_json
 from cnnlab.tasks.base import collect
 from cnnlab.train import callbacks as cb
 from cnnlab.train.build import TrainingRun, build_run, resume_config
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.loop import Trainer
 
 __all__ = ["FitResult", "TrainingRun", "build_run", "evaluate", "fit", "load_data", "resume_config", "train"]
 
@@ -32,9 +34,33 @@ def load_data(config: TrainConfig):
     return tasks.create(config.task, config.task_options).load_data(config)
 
 
+# Callbacks that only show or log epochs also record the one that diverged (metrics.jsonl keeps it); the others
+# (checkpoints, early stopping, user callbacks) never see it, so last.pt and best.pt keep finite weights.
+RECORDS_DIVERGED_EPOCH = (cb.MetricsLogger, cb.TensorBoardLogger, cb.ProgressBar)
+
+
 def train(run: TrainingRun) -> list[dict[str, float]]:
-    """Train until the last epoch or an early stop; the best epoch's weights are back in `run.model`."""
-    return run.trainer.fit()
+    """Train until the last epoch or an early stop; the best epoch's weights are back in `run.model`.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/inf; the message names the run folder, the epoch, the steps, the
+            likely cause and what last.pt keeps. results.json is not written.
+    """
+    try:
+        return run.trainer.fit()
+    except TrainingDiverged as error:
+        epoch = _record_diverged_epoch(run.trainer)
+        kept = f"last.pt keeps epoch {epoch - 1}" if epoch > 1 else "no epoch finished, so no checkpoint was written"
+        raise TrainingDiverged(f"{run.run_dir}: {error}; {kept}") from None
+
+
+def _record_diverged_epoch(trainer: Trainer) -> int:
+    metrics = trainer.history[-1]
+    for callback in trainer.callbacks:
+        if isinstance(callback, RECORDS_DIVERGED_EPOCH):
+            callback.on_epoch_end(trainer, metrics["epoch"], metrics)
+            callback.on_fit_end(trainer)
+    return int(metrics["epoch"])
 
 
 def evaluate(run: TrainingRun) -> dict[str, Any]:
@@ -82,6 +108,5 @@ def fit(
         history = train(run)
         results = evaluate(run)
     finally:
-        if run.distributed is not None:
-            run.distributed.close()
+        run.close()
     return FitResult(run.run_dir, history, results, run.model)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.errors import TrainingDiverged
 from cnnlab.tasks.base import StepContext, StepOutput, Task
 from cnnlab.train.callbacks.base import Callback
 from cnnlab.train.checkpoint import capture_rng_state, restore_rng_state
@@ -31,6 +32,88 @@ class StepSettings:
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
+
+
+class DivergenceWatch:
+    """Brackets the steps in which the running loss sum stopped being finite, without stalling the device.
+
+    Every `every` steps it queues a device-to-host copy of `isfinite(loss sum)` and reads the copy queued at
+    the previous check, which finished long ago: no step waits on the device for it (on the CPU both are
+    immediate). A sum stays NaN/inf once one step's loss was, so the last finite check and the first
+    non-finite one bracket the step that diverged. Its cost: per 25 steps one `isfinite` on a scalar and, on
+    CUDA, one asynchronous 1-byte copy; no host sync is added to any step.
+    """
+
+    def __init__(self, every: int = 25) -> None:
+        self.every = every
+        self.start_epoch()
+
+    def start_epoch(self) -> None:
+        self.last_finite_step = 0
+        self.first_bad_step: int | None = None
+        self._pending: tuple[int, torch.Tensor, Any] | None = None
+
+    def after_step(self, step: int, loss_sum: torch.Tensor | None) -> bool:
+        """Check every `every` steps; True once the loss is known to have diverged (the epoch may stop)."""
+        if loss_sum is None or step % self.every:
+            return False
+        self._read_pending()
+        if self.first_bad_step is None:
+            self._pending = (step, *_queue_host_copy(torch.isfinite(loss_sum)))
+        return self.first_bad_step is not None
+
+    def diverged_steps(self, steps_done: int, finite_at_end: bool) -> tuple[int, int] | None:
+        """At the end of the epoch (its sums already read): the (first, last) steps that may have diverged."""
+        self._read_pending()
+        if finite_at_end and self.first_bad_step is None:
+            return None
+        return self.last_finite_step + 1, self.first_bad_step or steps_done
+
+    def _read_pending(self) -> None:
+        if self._pending is None:
+            return
+        step, flag, done = self._pending
+        self._pending = None
+        if done is not None:
+            done.synchronize()
+        if bool(flag):
+            self.last_finite_step = step
+        elif self.first_bad_step is None:
+            self.first_bad_step = step
+
+
+def _queue_host_copy(flag: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """(host tensor, CUDA event to wait on before reading it, or None where the value is already there)."""
+    if flag.device.type != "cuda":
+        return flag, None
+    host = torch.empty(flag.shape, dtype=flag.dtype, pin_memory=True)  # pinned: the copy is truly asynchronous
+    host.copy_(flag, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return host, done
+
+
+def divergence_message(
+    epoch: int,
+    steps: tuple[int, int],
+    steps_per_epoch: int,
+    loss: float,
+    lr: float,
+    peak_lr: float,
+    settings: StepSettings,
+) -> str:
+    """One line: where the loss blew up, the likely cause and what to try (as `cnnlab train` flags)."""
+    first, last = steps
+    where = f"step {first}" if first == last else f"steps {first}-{last}"
+    tries = [f"--optimizer.lr {peak_lr / 10:g}"] + ([] if settings.grad_clip else ["--grad-clip 1"])
+    if settings.precision == "fp16":
+        cause = "fp16 likely overflowed (its largest number is 65504): try --precision bf16 or " + " or ".join(tries)
+    else:
+        cause = "the learning rate is likely too high for this model: try " + " or ".join(tries)
+    return (
+        f"training diverged: the loss became {loss} in epoch {epoch} ({where} of {steps_per_epoch}, "
+        f"learning rate {lr:g}); {cause}"
+    )
 
 
 def callback_keys(callbacks: Sequence[Callback]) -> list[str]:
@@ -98,7 +181,10 @@ class Trainer:
         self._sums: dict[str, torch.Tensor] = {}
         self._seen = 0
         self._stop_now = False
-        self._clipped = [p for group in optimizer.param_groups for p in group["params"]]
+        # The model's parameters in module order, then the task's modules: the gradient norm sums in this order.
+        self._clipped = [*self.model.parameters(), *self.context.modules.parameters()]
+        self.divergence_watch = DivergenceWatch()
+        self._steps_done = 0
 
     def stop(self, now: bool = False) -> None:
         """End training after this epoch; with `now`, after the current batch (the partial epoch is still
@@ -154,14 +240,20 @@ class Trainer:
         self.model.train()
         for module in self.extra_modules.values():
             module.train()
-        self._sums, self._seen = {}, 0
+        self._sums, self._seen, self._steps_done = {}, 0, 0
+        self.divergence_watch.start_epoch()
         lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         for step, batch in enumerate(self.train_batches(), start=1):
             output = self.train_step(batch)
+            self._steps_done = step
             for callback in self.callbacks:
                 callback.on_batch_end(self, step, output.count)
             if self._stop_now:
+                break
+            # A diverged loss never recovers: end the epoch early (not in distributed runs, whose ranks must
+            # stay in step: they find it together at the epoch's end, where the sums are reduced).
+            if self.divergence_watch.after_step(step, self._sums.get("loss")) and self.distributed is None:
                 break
         sums, seen = {k: float(v) for k, v in self._sums.items()}, self._seen
         if self.distributed is not None:
@@ -181,6 +273,8 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_epoch_start(self, epoch)
             metrics = self.train_epoch(epoch)
+            if not math.isfinite(metrics.get("train_loss", 0.0)):
+                raise self._diverged(epoch, metrics)
             val_start = time.perf_counter()
             if self.validate is not None:
                 metrics.update(self.validate(self.model))
@@ -188,8 +282,6 @@ class Trainer:
             if self.scheduler is not None and self.schedule_unit == "epoch":
                 self.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
             self.history.append(metrics)
-            if not math.isfinite(metrics["train_loss"]):
-                self.should_stop = True  # diverged: nothing more to learn; diagnose reports it
             for callback in self.callbacks:
                 callback.on_epoch_end(self, epoch, metrics)
             if self.distributed is not None:
@@ -197,6 +289,18 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_fit_end(self)
         return self.history
+
+    def _diverged(self, epoch: int, metrics: dict[str, float]) -> TrainingDiverged:
+        """The diverged epoch joins the history (for the loggers), but no callback sees it as a finished epoch:
+        checkpoints keep the last finite weights. Its validation is skipped: NaN weights score nothing."""
+        self.history.append(metrics)
+        steps = self.divergence_watch.diverged_steps(self._steps_done, finite_at_end=False)
+        lr = self.optimizer.param_groups[0]["lr"]  # where a per-step schedule had taken it by then
+        peak_lr = self.optimizer.defaults.get("lr", lr)
+        message = divergence_message(
+            epoch, steps, self.steps_per_epoch, metrics["train_loss"], lr, peak_lr, self.settings
+        )
+        return TrainingDiverged(message)
 
     # -- state for checkpoints ----------------------------------------------------------------------------
     def full_state(self, epoch: int) -> dict[str, Any]:

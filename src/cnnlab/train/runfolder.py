@@ -163,6 +163,9 @@ def lock_run_dir(run_dir: Path, clear: bool) -> RunLock:
     try:
         if clear and is_run_folder(run_dir):
             clear_run_files(run_dir)
+        elif not clear:
+            # A resumed run's old results describe weights it is about to change; the new ones replace them.
+            (run_dir / "results.json").unlink(missing_ok=True)
         remove_stale_temp_files(run_dir)
     except BaseException:
         lock.release()

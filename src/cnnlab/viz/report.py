@@ -2,12 +2,12 @@
 
 Config, learning curves, test metrics with the confusion matrix, the most confident mistakes, first-layer filters,
 feature maps, Grad-CAM and the diagnosis. Metrics come from `cnnlab.evaluate` (the numbers `cnnlab evaluate` prints);
-a part that cannot be made (no test split, data moved, diagnosis not installed) becomes a note, not a failure.
+a part that cannot be made (no test split, data moved, diagnosis not installed) becomes a note, not a failure;
+a damaged file of the run folder (run.json, config.yaml, results.json, metrics.jsonl) is an error naming it.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,8 +21,9 @@ import cnnlab
 from cnnlab.device import resolve_device
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.metrics import ClassificationReport, classification_report, collect_logits
-from cnnlab.evaluate.runs import load_run_split
-from cnnlab.runs import LoadedRun, load_run
+from cnnlab.evaluate.runs import load_run_split, run_config
+from cnnlab.io import atomic_write_text
+from cnnlab.runs import LoadedRun, check_output_file, load_run, read_metrics, read_results, writing
 from cnnlab.viz import report_html as H
 from cnnlab.viz.features import feature_maps, stage_grid
 from cnnlab.viz.filters import filter_grid, first_conv_weight
@@ -90,10 +91,12 @@ def build_report(
         channels: feature maps shown per stage.
 
     Raises:
-        RunError: `run_dir` is not a run folder.
+        RunError: `run_dir` is not a run folder, one of its files is damaged, or `out` cannot be written.
     """
     started = time.perf_counter()
     run = load_run(run_dir, device=resolve_device("auto"))
+    path = check_output_file(Path(out) if out else run.run_dir / "report.html")
+    check_run_files(run)
     predictions, data_problem = _evaluate_first_available(run, [split] if split else ["test", "val"])
     evaluated = predictions.split if predictions else split or "test"
     sections = [
@@ -110,10 +113,19 @@ def build_report(
     seconds = time.perf_counter() - started
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"{run.run_dir} · generated {stamp} in {seconds:.1f} s by cnnlab {cnnlab.__version__}"
-    path = Path(out) if out else run.run_dir / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(H.page(f"cnnlab report: {run.run_dir.name}", subtitle, sections), encoding="utf-8")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, H.page(f"cnnlab report: {run.run_dir.name}", subtitle, sections))
     return path
+
+
+def check_run_files(run: LoadedRun) -> None:
+    """Read every file the sections use, so that a damaged one stops the report with its name and fault
+    instead of becoming a quiet note (a missing one is still a note)."""
+    if (run.run_dir / "config.yaml").is_file():
+        run_config(run)
+    read_results(run.run_dir)
+    read_metrics(run.run_dir)
 
 
 def _evaluate_first_available(run: LoadedRun, splits: list[str]) -> tuple[SplitPredictions | None, str]:
@@ -141,7 +153,7 @@ def _checkpoint_name(run: LoadedRun) -> str:
 
 
 def overview_section(run: LoadedRun, predictions: SplitPredictions | None) -> str:
-    meta, results = run.meta, run.read_json("results.json") or {}
+    meta, results = run.meta, read_results(run.run_dir) or {}
     data = meta.get("data", {})
     classes = ", ".join(run.classes[:12]) + (f", … ({len(run.classes)} in all)" if len(run.classes) > 12 else "")
     pairs: list[tuple[str, Any]] = [
@@ -213,15 +225,8 @@ def _finding_html(finding: Any) -> str:
     return "".join(parts) + "</div>"
 
 
-def _read_history(run_dir: Path) -> list[dict[str, float]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def curves_section(run_dir: Path) -> str:
-    history = _read_history(run_dir)
+    history = read_metrics(run_dir)
     if not history:
         return H.note("No metrics.jsonl in the run folder: no epoch finished.")
     caption = "loss, accuracy and learning rate per epoch; a widening train/val gap is the sign of overfitting"
@@ -334,7 +339,7 @@ def gradcam_section(run: LoadedRun, predictions: SplitPredictions | None, count:
 
 def config_section(run: LoadedRun) -> str:
     config_path = run.run_dir / "config.yaml"
-    config_text = config_path.read_text() if config_path.is_file() else "(no config.yaml)"
+    config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else "(no config.yaml)"
     regularization = run.meta.get("regularization", {})
     versions = run.meta.get("versions", {})
     parts = [H.heading("config.yaml"), H.preformatted(config_text)]

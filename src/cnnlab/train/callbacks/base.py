@@ -14,7 +14,8 @@ class Callback:
     Checkpoints key callback state by `state_key` (default: the class name, numbered when a class appears
     twice). Batch hooks see the step's loss and outputs as `trainer.step_output`. In distributed training
     every process runs the callbacks, except those with `main_process_only = True` (files, progress bars);
-    `trainer.is_main` tells a callback whether it is on the process that writes.
+    `trainer.is_main` tells a callback whether it is on the process that writes. `state_dict` must hold only
+    tensors and plain values (numbers, strings, lists, dicts): checkpoints load with `weights_only=True`.
     """
 
     main_process_only = False

@@ -1,11 +1,15 @@
-"""`last.pt` every epoch (atomically) and `best.pt` whenever the monitored metric improves."""
+"""`last.pt` every epoch (atomically) and `best.pt` whenever the monitored metric improves.
+
+Both hold only tensors and plain values, so they load with `torch.load(weights_only=True)`: numpy numbers a
+task or callback logs (np.float64 from a metric library) are turned into Python numbers before the save.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from cnnlab.io import atomic_save
+from cnnlab.io import atomic_save, plain_values
 from cnnlab.train.callbacks.base import Callback
 from cnnlab.train.callbacks.early_stopping import MetricTracker
 
@@ -27,17 +31,15 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, trainer, epoch: int, metrics: dict[str, float]) -> None:
         if self.tracker.update(epoch, metrics):
-            atomic_save(
-                {
-                    "model": trainer.unwrapped_model.state_dict(),
-                    "modules": trainer.extra_modules.state_dict(),
-                    "epoch": epoch,
-                    "metrics": metrics,
-                },
-                self.run_dir / "best.pt",
-            )
+            best = {
+                "model": trainer.unwrapped_model.state_dict(),
+                "modules": trainer.extra_modules.state_dict(),
+                "epoch": epoch,
+                "metrics": metrics,
+            }
+            atomic_save(plain_values(best), self.run_dir / "best.pt")
         # Runs after every other callback's on_epoch_end, so their state is already this epoch's.
-        atomic_save(trainer.full_state(epoch), self.run_dir / "last.pt")
+        atomic_save(plain_values(trainer.full_state(epoch)), self.run_dir / "last.pt")
 
     def state_dict(self) -> dict[str, Any]:
         return self.tracker.state_dict()
