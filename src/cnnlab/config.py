@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,28 +121,105 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     tree[last] = value
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add one flag per (nested) field; flags default to 'not given' so YAML values survive."""
-    hints = _field_types(cls)
-    for field in dataclasses.fields(cls):
-        dotted = prefix + field.name
-        tp, _ = _unwrap_optional(hints[field.name])
-        if dataclasses.is_dataclass(tp):
-            add_dataclass_arguments(parser, tp, dotted + ".")
-            continue
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
-        help_text = f"{field.metadata.get('help', '')} (default: {default})".strip()
-        if tp is bool:
-            parser.add_argument(
-                _flag_name(dotted),
-                dest=dotted,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
-            continue
-        flags = [_flag_name(dotted)] + (["--" + dotted] if "_" in dotted else [])
-        parser.add_argument(*flags, dest=dotted, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
+def add_dataclass_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    prefix: str = "",
+    sections: Mapping[str, str] | None = None,
+    help_texts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Add one flag per (nested) field; flags default to 'not given' so YAML values survive.
+
+    Each flag shows its type (the metavar), its default and one line of help; a field's metadata may name
+    short aliases (`metadata={"aliases": ["-e"]}`).
+
+    Args:
+        sections: dotted field -> the `--help` section it opens; the fields after it (and the nested fields
+            of a section such as `optimizer`) stay in that section until the next one opens, so a new field
+            lands beside its neighbours. Without it the flags form one list.
+        help_texts: dotted field -> one line of help, for fields whose metadata has none.
+
+    Returns:
+        The sections by title, so a command can add its own flags to them.
+    """
+    adder = _FlagAdder(parser, sections or {}, help_texts or {})
+    adder.add(cls, prefix)
+    return adder.groups
+
+
+class _FlagAdder:
+    """Walks a dataclass tree in field order, opening the `--help` section a field names in `sections`."""
+
+    def __init__(self, parser: argparse.ArgumentParser, sections: Mapping[str, str], help_texts: Mapping[str, str]):
+        self.parser, self.sections, self.help_texts = parser, sections, help_texts
+        self.target: Any = parser
+        self.groups: dict[str, Any] = {}
+
+    def add(self, cls: type, prefix: str) -> None:
+        hints = _field_types(cls)
+        for field in dataclasses.fields(cls):
+            dotted = prefix + field.name
+            if dotted in self.sections:
+                self._open(self.sections[dotted])
+            tp, _ = _unwrap_optional(hints[field.name])
+            if dataclasses.is_dataclass(tp):
+                self.add(tp, dotted + ".")
+            else:
+                _add_field(self.target, field, dotted, tp, self.help_texts.get(dotted, ""))
+
+    def _open(self, title: str) -> None:
+        if title not in self.groups:
+            self.groups[title] = self.parser.add_argument_group(title)
+        self.target = self.groups[title]
+
+
+def _add_field(target, field: dataclasses.Field, dotted: str, tp: Any, fallback_help: str) -> None:
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+    aliases = list(field.metadata.get("aliases", ()))
+    help_text = _help_line(field.metadata.get("help") or fallback_help, default, tp)
+    if tp is bool:
+        flags = [*aliases, _flag_name(dotted)]
+        target.add_argument(
+            *flags, dest=dotted, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+        )
+        return
+    metavar = _metavar(tp)
+    target.add_argument(
+        *aliases, _flag_name(dotted), dest=dotted, default=argparse.SUPPRESS, metavar=metavar, help=help_text
+    )
+    if "_" in dotted:  # `--batch_size` as YAML spells it works too, without doubling the help
+        target.add_argument("--" + dotted, dest=dotted, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _metavar(tp: Any) -> str:
+    """The type a flag reads, as `--help` shows it: INT, FLOAT, TEXT, INT,INT (a pair), K=V,..."""
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        args = typing.get_args(tp)
+        item = _metavar(args[0]) if args and args[0] is not Any else "VALUE"
+        return f"{item},{item}" if origin is tuple and len(args) == 2 and args[1] is not Ellipsis else f"{item},..."
+    if origin is dict or tp is dict:
+        return "K=V,..."
+    return {int: "INT", float: "FLOAT", str: "TEXT"}.get(tp, "VALUE")
+
+
+def _default_text(default: Any, tp: Any) -> str:
+    if default is None or default == "" or default == {}:
+        return "none"  # for an optional switch (`--batch-norm`): the model's own choice
+    if tp is bool:
+        return "on" if default else "off"
+    if isinstance(default, (tuple, list)):
+        return ",".join(str(item) for item in default)
+    return str(default)
+
+
+def _help_line(text: str, default: Any, tp: Any) -> str:
+    """One line: the field's help, then its default (unless the help already says what the default is)."""
+    text = " ".join(str(text).split())
+    if "default" not in text:
+        suffix = f"default: {_default_text(default, tp)}"
+        text = f"{text} ({suffix})" if text else suffix
+    return text.replace("%", "%%")  # argparse %-formats help
 
 
 def overrides_from_args(args: argparse.Namespace, cls: type) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from torch import nn
 
 from cnnlab import tasks
 from cnnlab.config import read_yaml
-from cnnlab.errors import CnnlabError, ConfigError, RunError
+from cnnlab.data import is_named_dataset
+from cnnlab.errors import CnnlabError, ConfigError, DataError, RunError
 from cnnlab.io import load_checkpoint
 
 
@@ -131,6 +132,12 @@ def _is_task_entry(value: Any) -> bool:
     )
 
 
+def _is_path_mapping(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        key in PATH_FIELDS and isinstance(path, str) and os.path.isabs(path) for key, path in value.items()
+    )
+
+
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -143,6 +150,10 @@ def _is_counts_mapping(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(c, list) and all(map(_is_count, c)) for c in value.values())
 
 
+# Config fields that may name a file or folder. run.json keeps their absolute paths (`data.paths`), as they were
+# when `train` ran, so that a run folder finds its data from any working directory.
+PATH_FIELDS = ("data", "test_data", "model")
+
 # run.json fields that readers rely on, and what each must be; checked whenever present.
 RUN_META_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model": (lambda v: isinstance(v, dict), "a mapping (the model's name and options, or its layers)"),
@@ -154,6 +165,7 @@ RUN_META_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data": (lambda v: isinstance(v, dict), "a mapping"),
     "data.sizes": (_is_count_mapping, "a mapping of split names to image counts"),
     "data.class_counts": (_is_counts_mapping, "a mapping of split names to lists of per-class image counts"),
+    "data.paths": (_is_path_mapping, f"a mapping of config fields ({', '.join(PATH_FIELDS)}) to absolute paths"),
     "parameters": (lambda v: v is None or _is_positive_int(v), "a positive integer"),
 }
 
@@ -279,15 +291,69 @@ RUN_CONFIG_FIELDS = ("model", "data")
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """config.yaml of a run folder as a dict: a mapping that names at least the model and the data (a user's
-    own config file may be empty; a run's never is). Building the typed config is left to the caller, which
-    may import the training code."""
+    own config file may be empty; a run's never is), its relative paths resolved (`resolve_saved_paths`) so
+    that it reads the run's data from any working directory. Building the typed config is left to the caller,
+    which may import the training code."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RunError(f"{run_dir}: not a run folder (no config.yaml)")
     try:
-        return read_yaml(path, required=RUN_CONFIG_FIELDS)
+        values = read_yaml(path, required=RUN_CONFIG_FIELDS)
     except ConfigError as error:
         raise RunError(f"{error}; the file is damaged") from error
+    meta_path = Path(run_dir) / "run.json"
+    meta = check_run_meta(read_json_file(meta_path), meta_path) if meta_path.is_file() else {}
+    return resolve_saved_paths(values, saved_paths(meta))
+
+
+# -- the files a run's config names ---------------------------------------------------------------------------
+
+
+def saved_paths(meta: dict[str, Any]) -> dict[str, str]:
+    """The absolute paths run.json recorded for the config's path fields (none for runs before they were)."""
+    data = meta.get("data")
+    return dict(data.get("paths") or {}) if isinstance(data, dict) else {}
+
+
+def resolve_saved_paths(values: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
+    """`values` of a run's config.yaml with each relative path replaced by the absolute one run.json stored.
+
+    config.yaml keeps the user's words (`data: data/mnist`, relative to where `train` ran); run.json knows where
+    that was. A relative path that exists here while the stored one is gone (the whole project moved) is kept.
+    Named data sets (`mnist`) were never stored as paths, so they stay names.
+    """
+    resolved = dict(values)
+    for key, absolute in paths.items():
+        given = values.get(key)
+        if not isinstance(given, str) or not given or Path(given).is_absolute():
+            continue
+        if Path(absolute).exists() or not Path(given).exists():
+            resolved[key] = absolute
+    return resolved
+
+
+def check_run_data(config: Any, meta: dict[str, Any], hint: str = "pass --data PATH to say where it is now") -> None:
+    """Refuse, in one line naming the missing path and how to point at it, a run whose data has moved since
+    training (before the long load that would fail on it).
+
+    Args:
+        config: the run's config (a TrainConfig, or anything with `data` and `test_data` attributes), its paths
+            resolved by `read_run_config`.
+        hint: how the command at hand takes another path.
+    """
+    stored = saved_paths(meta)
+    for key in ("data", "test_data"):
+        path = getattr(config, key, None)
+        if not path or Path(path).exists():
+            continue
+        what = "data" if key == "data" else "test data"
+        if key in stored:
+            raise DataError(f"{path}: the run's {what} is not there any more (moved or deleted?); {hint}")
+        if not Path(path).is_absolute() and not is_named_dataset(path):  # a run from before paths were stored
+            raise DataError(
+                f"{path}: the run's {what} is not found from {Path.cwd()} (it is relative to where `cnnlab train` "
+                f"ran, which this run does not record); run from that folder, or {hint}"
+            )
 
 
 # -- where a command writes ----------------------------------------------------------------------------------

@@ -34,4 +34,4 @@ class Case:
 def train_args(*extra: str) -> list[str]:
     """A cheap, valid training command on the shipped MNIST, plus the flags under test."""
     base = ["train", "--model", "lenet5_modern", "--data", "{mnist}", "--train-samples", "200", "--epochs", "1"]
-    return base + ["--no-progress", "--out", "{tmp}/out", *extra]
+    return base + ["--quiet", "--out", "{tmp}/out", *extra]

@@ -27,7 +27,7 @@ Setup = Callable[[Path], None]
 
 def _train(data: str, *extra: str) -> list[str]:
     """A cheap training command on the data under test: it must fail while loading, before any training."""
-    base = ["train", "--model", "lenet5_modern", "--data", data, "--epochs", "1", "--no-progress", "--out", "{tmp}/out"]
+    base = ["train", "--model", "lenet5_modern", "--data", data, "--epochs", "1", "--quiet", "--out", "{tmp}/out"]
     return base + list(extra)
 
 

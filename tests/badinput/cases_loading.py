@@ -28,7 +28,7 @@ EXPORT = ["export", "{run}", "--format", "torchscript", "--out", "{tmp}/model.pt
 REPORT = ["report", "{run}", "--out", "{tmp}/report.html"]
 FILTERS = ["filters", "{run}", "--out", "{tmp}/filters.png"]
 EXPLAIN = ["explain", "{run}", "{tmp}/digit.png", "--out", "{tmp}/explain"]
-RESUME = ["train", "--resume", "{run}", "--epochs", "2", "--no-progress"]
+RESUME = ["train", "--resume", "{run}", "--epochs", "2", "--quiet"]
 
 
 class _Trap:

@@ -109,7 +109,7 @@ OPTION_CASES = [
     ),
     option(
         "nesterov without momentum",
-        ["--optimizer.nesterov", "--optimizer.momentum", "0"],
+        ["--optimizer.name", "sgd", "--optimizer.nesterov", "--optimizer.momentum", "0"],  # sgd: no longer the default
         "config field 'optimizer.nesterov' needs optimizer.momentum > 0",
     ),
     option(

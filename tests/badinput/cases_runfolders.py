@@ -54,12 +54,12 @@ def no_run_json(tmp: Path) -> None:
 
 RESUME_CHANGES = [
     ("learning rate", ["--optimizer.lr", "0.5"], "cannot change 'optimizer.lr'"),
-    ("optimizer", ["--optimizer.name", "adamw"], "cannot change 'optimizer.name'"),
+    ("optimizer", ["--optimizer.name", "sgd"], "cannot change 'optimizer.name'"),
     ("batch size", ["--batch-size", "32"], "cannot change 'batch_size'"),
     ("model", ["--model", "resnet20"], "cannot change the model"),
     ("dropout", ["--dropout", "0.3"], "cannot change the model"),
     ("layers", ["--model", "examples/custom_net.yaml"], "cannot change the model"),
-    ("data", ["--data", "elsewhere"], "cannot change 'data'"),
+    ("data", ["--data", "{tmp}"], "cannot change 'data'"),
     ("seed", ["--seed", "7"], "cannot change 'seed'"),
     ("augmentation", ["--augment", "rotate=5"], "cannot change 'augment'"),
     ("schedule", ["--schedule.name", "cosine"], "cannot change 'schedule.name'"),
@@ -79,7 +79,7 @@ CASES = [
     Case("runfolder/resume a locked run", ["train", "--resume", "{run}"], "is writing this run", needs_run=True,
          setup=snapshot(locked), check=run_untouched()),
     Case("runfolder/overwrite a locked run", ["train", "--model", "lenet5_modern", "--data", "{mnist}",
-         "--train-samples", "200", "--epochs", "1", "--no-progress", "--out", "{run}", "--overwrite"],
+         "--train-samples", "200", "--epochs", "1", "--quiet", "--out", "{run}", "--overwrite"],
          "is writing this run", needs_run=True, setup=snapshot(locked), check=run_untouched()),
     Case("runfolder/resume a folder that is not a run", ["train", "--resume", "{tmp}"], "no config.yaml"),
     Case("runfolder/resume a missing folder", ["train", "--resume", "{tmp}/nothing"], "no config.yaml"),

@@ -438,19 +438,19 @@ CONFIG_CASES = [
     ),
     run_case(
         "runs/config.yaml not YAML: train --resume",
-        ["train", "--resume", "{run}", "--no-progress"],
+        ["train", "--resume", "{run}", "--quiet"],
         "config.yaml: line 3, column 7",
         write("run/config.yaml", BAD_YAML),
     ),
     run_case(
         "runs/config.yaml empty: train --resume",
-        ["train", "--resume", "{run}", "--no-progress"],
+        ["train", "--resume", "{run}", "--quiet"],
         "config.yaml: empty file",
         write("run/config.yaml", ""),
     ),
     run_case(
         "runs/config.yaml a list: train --resume",
-        ["train", "--resume", "{run}", "--no-progress"],
+        ["train", "--resume", "{run}", "--quiet"],
         "config.yaml: expected a mapping",
         write("run/config.yaml", "- a\n"),
     ),
@@ -462,7 +462,7 @@ CONFIG_CASES = [
     ),
     run_case(
         "runs/config.yaml wrong type: train --resume",
-        ["train", "--resume", "{run}", "--no-progress"],
+        ["train", "--resume", "{run}", "--quiet"],
         "config field 'seed'",
         replace_line("run/config.yaml", "seed:", "seed: [1, 2]"),
     ),
@@ -548,9 +548,7 @@ YAML_CASES = [
         "c.yaml: not a text file",
         setup=write("c.yaml", b"\xff\xd8\xff\xe0\x00\x10JFIF"),
     ),
-    Case(
-        "yaml/train --config missing", [*train_args("--config", "{tmp}/none.yaml")], "none.yaml: config file not found"
-    ),
+    Case("yaml/train --config missing", [*train_args("--config", "{tmp}/none.yaml")], "none.yaml: no such config file"),
     Case("yaml/train --config a folder", [*train_args("--config", "{tmp}")], "is a folder, not a YAML file"),
     Case(
         "yaml/train --config a scalar",

@@ -30,7 +30,7 @@ CASES = all_cases()
 def tiny_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("badinput") / "tiny"
     argv = ["train", "--model", "lenet5_modern", "--data", str(MNIST), "--train-samples", "300", "--epochs", "1"]
-    assert main([*argv, "--no-progress", "--out", str(out), "--seed", "0"]) == 0
+    assert main([*argv, "--quiet", "--out", str(out), "--seed", "0"]) == 0
     return out
 
 

@@ -37,8 +37,10 @@ def images(tmp_path) -> Path:
     """Three good 28x28 digits-like images, one corrupt PNG, one empty file, one text file in a folder."""
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for i in range(3):
-        Image.fromarray(np.full((28, 28), 60 * i, np.uint8)).save(folder / f"good{i}.png")
+    for i in range(3):  # a bright stroke on a dark ground, as MNIST digits are (a constant image gets a hint)
+        digit = np.zeros((28, 28), np.uint8)
+        digit[6:22, 10 + 3 * i : 14 + 3 * i] = 120 + 60 * i
+        Image.fromarray(digit).save(folder / f"good{i}.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     (folder / "empty.jpg").write_bytes(b"")
     return folder
@@ -85,7 +87,7 @@ def test_a_bomb_among_good_files_is_refused_alone(run_dir, images, capsys):
     bomb = png_bomb(images.parent / "bomb.png")
     code, out, err = _run(["predict", str(run_dir), str(bomb), str(images / "good0.png"), "--csv"], capsys)
     assert code == 1
-    assert out.splitlines()[0] == "path,rank,label,probability" and len(out.splitlines()) == 1 + 3
+    assert out.splitlines()[0] == "path,rank,label,probability,hints" and len(out.splitlines()) == 1 + 3
     assert len(err) == 1 and "bomb.png: image is 20000x20000" in err[0]
 
 

@@ -23,7 +23,8 @@ from cnnlab.train.runfolder import RunLock
 
 from .test_fit import MNIST, small_config
 
-TINY = ["--model", "lenet5_modern", "--data", MNIST, "--train-samples", "200", "--epochs", "1", "--no-progress"]
+TINY = ["--model", "lenet5_modern", "--data", MNIST, "--train-samples", "200", "--epochs", "1", "--quiet"]
+TINY += ["--optimizer.name", "sgd", "--optimizer.lr", "0.01", "--schedule.name", "none"]  # the old defaults, pinned
 
 
 def train(out: Path, *extra: str) -> int:
@@ -91,6 +92,8 @@ def test_two_writers_on_one_folder(tmp_path):
             "6000",
             "--epochs",
             "100",
+            "--schedule.name",
+            "none",  # the old default, pinned: the run is resumed with fewer epochs, which one-cycle refuses
             "--no-progress",
             "--out",
             str(run),

@@ -104,7 +104,7 @@ def test_python_construction_is_checked_too():
 
 def test_cross_field_rules():
     with pytest.raises(ConfigError, match="'optimizer.nesterov' needs optimizer.momentum > 0"):
-        OptimizerConfig(nesterov=True, momentum=0.0)
+        OptimizerConfig(name="sgd", nesterov=True, momentum=0.0)
     assert OptimizerConfig(name="adam", nesterov=True, momentum=0.0).nesterov  # only SGD uses it
     with pytest.raises(ConfigError, match="in \\(0, 1\\) for the plateau schedule"):
         ScheduleConfig(name="plateau", gamma=1.0)

@@ -27,10 +27,12 @@ COMMANDS = {
     "predict": ("predict_cmd", "top-k predictions for images with the run's preprocessing"),
     "diagnose": ("diagnose_cmd", "find overfitting/underfitting in a run and prescribe fixes"),
     "learning-curve": ("learning_curve_cmd", "train on growing data fractions: would more data help?"),
+    "lr-find": ("lr_find_cmd", "learning-rate range test: loss against learning rate, and a suggested rate"),
     "explain": ("explain_cmd", "Grad-CAM and feature maps for an image"),
     "filters": ("filters_cmd", "first-layer filters as an image grid"),
     "report": ("report_cmd", "one self-contained HTML report of a run"),
     "export": ("export_cmd", "export a run's model to ONNX or TorchScript"),
+    "examples": ("examples_cmd", "list the example configs shipped with cnnlab (train one with --config NAME)"),
 }
 
 
@@ -43,10 +45,22 @@ class UsageError(Exception):
 
 
 class CommandParser(argparse.ArgumentParser):
-    """argparse, except that a bad command line is one line (not usage text), and `main` decides the exit."""
+    """argparse, except that a bad command line is one line (not usage text), and `main` decides the exit.
+
+    No prefix matching: argparse would read `--epoch 3` as `--epochs 3`, and a flag added later would turn
+    yesterday's abbreviation into an error or a different option; an unknown flag gets a suggestion instead.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         raise UsageError(message)
+
+    def option_strings(self) -> list[str]:
+        """Every flag `--help` shows (hidden spellings such as `--batch_size` are not suggested)."""
+        return [flag for action in self._actions if action.help != argparse.SUPPRESS for flag in action.option_strings]
 
 
 def _load(module: str):
@@ -58,10 +72,31 @@ def _chosen_command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def version_line() -> str:
+    """`cnnlab 0.1.0 (torch 2.5.1, torchvision 0.20.1, python 3.11.7)`, read without importing torch."""
+    import platform
+    from importlib import metadata
+
+    from cnnlab import __version__
+
+    def installed(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (
+        f"cnnlab {__version__} (torch {installed('torch')}, torchvision {installed('torchvision')}, "
+        f"python {platform.python_version()})"
+    )
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = CommandParser(prog="cnnlab", description=__doc__)
     parser.add_argument(DEBUG_FLAG, action="store_true", help="show the full traceback of an error (anywhere)")
+    parser.add_argument("--version", action="version", version=version_line(), help="print the versions and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
+    parser.command_parsers = sub.choices  # type: ignore[attr-defined]
     # Only the chosen subcommand's module is imported, so `cnnlab models` stays fast.
     chosen = _chosen_command(argv)
     for name, (module, help_text) in COMMANDS.items():
@@ -72,7 +107,17 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
             except ModuleNotFoundError as error:
                 if error.name != f"cnnlab.cli.{module}":
                     raise
+            _shorten_usage(command_parser)
     return parser
+
+
+LONG_USAGE = 12  # flags; above this a command's usage line says [OPTIONS] and its --help sections list them
+
+
+def _shorten_usage(parser: argparse.ArgumentParser) -> None:
+    """`usage: cnnlab train [OPTIONS]`, not 30 lines of flags above the sections that explain them."""
+    if parser.usage is None and not parser._get_positional_actions() and len(parser._actions) > LONG_USAGE:
+        parser.usage = "%(prog)s [OPTIONS]"
 
 
 def one_line(text: str, limit: int | None = None) -> str:
@@ -105,6 +150,31 @@ def _usage_line(error: UsageError, argv: list[str]) -> str:
     return one_line(f"{error}; see `{where} --help`")
 
 
+def suggest_flags(unknown: str, known: list[str]) -> list[str]:
+    """The flags a mistyped one most likely meant: `--epoch` -> `--epochs`, `--patience` -> its dotted forms."""
+    name = unknown.split("=", 1)[0]
+    if not name.startswith("-") or name in known:
+        return []
+    bare = name.lstrip("-")
+    dashed = [flag for flag in known if flag == "--" + bare]  # `-lr` for `--lr`
+    tail = [flag for flag in known if flag.startswith("--") and flag.rsplit(".", 1)[-1] == bare]
+    prefix = [flag for flag in known if flag.startswith(name) and name.startswith("--") and len(name) > 3]
+    likely = dashed or tail + prefix or difflib.get_close_matches(name, known, n=2, cutoff=0.7)
+    return list(dict.fromkeys(likely))[:3]
+
+
+def _either(flags: list[str]) -> str:
+    return flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} or {flags[-1]}"
+
+
+def _unrecognized(extras: list[str], parser: argparse.ArgumentParser) -> UsageError:
+    flag = next((item for item in extras if item.startswith("-")), "")
+    options = parser.option_strings() if isinstance(parser, CommandParser) else []
+    suggestions = suggest_flags(flag, options)
+    hint = f" (did you mean {_either(suggestions)}?)" if suggestions else ""
+    return UsageError(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
 def _unknown_command(argv: list[str]) -> UsageError | None:
     command = _chosen_command(argv)
     if command is None or command in COMMANDS:
@@ -135,9 +205,11 @@ def _run(argv: list[str], debug: bool) -> int:
         raise unknown
     parser = build_parser(argv)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as done:  # --help printed its text
+        args, extras = parser.parse_known_args(argv)
+    except SystemExit as done:  # --help or --version printed its text
         return done.code if isinstance(done.code, int) else 0
+    if extras:
+        raise _unrecognized(extras, parser.command_parsers.get(args.command, parser))
     if not args.command:
         parser.print_help()
         return 2

@@ -10,7 +10,9 @@ from cnnlab.evaluate.runs import evaluate_run
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run folder written by `cnnlab train`")
-    parser.add_argument("--data", help="evaluate on this data instead of the run's own")
+    parser.add_argument(
+        "--data", metavar="PATH", help="evaluate on this data instead of the run's own (e.g. where its data moved to)"
+    )
     parser.add_argument("--data-format", help="force the data format (idx, cifar, npz, folder, csv)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--batch-size", type=int, default=1024)

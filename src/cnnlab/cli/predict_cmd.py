@@ -2,7 +2,9 @@
 
 Predictions go to stdout; a file that cannot be read gets one `cnnlab: error:` line on stderr, the others are
 still predicted, and the exit code is 1 when any failed. `--top-k` above the run's classes shows them all (with
-a note on stderr).
+a note on stderr). An image far from the training images in an obvious way (inverted polarity, colour for a
+grey model, a big resize, blank) gets hints: `  hint: ...` lines under its row, a "hints" list in --json, a
+"hints" column in --csv (joined by "; "); the prediction itself is unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON list")
-    output.add_argument("--csv", action="store_true", help="CSV: path,rank,label,probability")
+    output.add_argument("--csv", action="store_true", help="CSV: path,rank,label,probability,hints")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,15 +56,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _as_json(prediction: Prediction) -> dict:
     tops = [{"label": label, "probability": prob} for label, prob in zip(prediction.labels, prediction.probabilities)]
-    return {"path": prediction.path, "top": tops}
+    return {"path": prediction.path, "top": tops, "hints": prediction.hints}
 
 
 def _write_csv(predictions: list[Prediction]) -> None:
     writer = csv.writer(sys.stdout)
-    writer.writerow(["path", "rank", "label", "probability"])
+    writer.writerow(["path", "rank", "label", "probability", "hints"])
     for p in predictions:
+        hints = "; ".join(p.hints)  # on every row of the image, so that any one row read alone carries them
         for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), start=1):
-            writer.writerow([p.path, rank, label, f"{prob:.6f}"])
+            writer.writerow([p.path, rank, label, f"{prob:.6f}", hints])
 
 
 def _print_table(predictions: list[Prediction]) -> None:
@@ -70,3 +73,5 @@ def _print_table(predictions: list[Prediction]) -> None:
     for p in predictions:
         tops = "  ".join(f"{label} {prob:.3f}" for label, prob in zip(p.labels, p.probabilities))
         print(f"{p.path:<{width}}  {tops}")
+        for hint in p.hints:
+            print(f"  hint: {hint}")

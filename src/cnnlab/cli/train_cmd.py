@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
+from cnnlab.cli import train_flags
 from cnnlab.config import add_dataclass_arguments, load_config, overrides_from_args
 from cnnlab.errors import ConfigError
-from cnnlab.train import TrainConfig, fit, resume_config
+from cnnlab.examples import find_config
+from cnnlab.train import FitResult, TrainConfig, fit, resume_config
+from cnnlab.train.callbacks.progress import ResumeHint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file with TrainConfig fields; flags override it")
-    parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt")
-    parser.add_argument("--overwrite", action="store_true", help="reuse --out even if it holds a run")
-    parser.add_argument(
+    sections = add_dataclass_arguments(parser, TrainConfig, sections=train_flags.SECTIONS, help_texts=train_flags.HELP)
+    run_section, device_section = sections[train_flags.RUN], sections[train_flags.DEVICE]
+    run_section.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt")
+    run_section.add_argument("--overwrite", action="store_true", help="reuse --out even if it holds a run")
+    device_section.add_argument(
         "--nproc",
         metavar="N",
         help="train on N processes of this machine (torchrun + DistributedDataParallel; same global batch)",
     )
-    add_dataclass_arguments(parser, TrainConfig)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -48,15 +53,35 @@ def run(args: argparse.Namespace) -> int:
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from cnnlab.train.distributed import launch
 
-        return launch(nproc, _without_nproc(getattr(args, "argv", [])))
+        try:
+            return launch(nproc, _without_nproc(getattr(args, "argv", [])))
+        except KeyboardInterrupt:  # Ctrl-C reached the workers too: rank 0 alone prints how to resume
+            return 130
     overrides = overrides_from_args(args, TrainConfig)
     if args.resume:
         config = resume_config(args.resume, overrides)
     else:
-        config = load_config(TrainConfig, args.config, overrides)
-    result = fit(config, resume=args.resume, overwrite=args.overwrite)
-    if os.environ.get("RANK", "0") != "0":
+        config = load_config(TrainConfig, find_config(args.config), overrides)
+    hint = ResumeHint()
+    try:
+        result = fit(config, resume=args.resume, overwrite=args.overwrite, callbacks=[hint])
+    except KeyboardInterrupt:
+        if _is_main_process() and hint.message() is None:
+            raise  # before training started: the CLI's own `cnnlab: interrupted`
+        if _is_main_process():  # one line, from rank 0 alone: every rank got the signal
+            print(f"cnnlab: {hint.message()}", file=sys.stderr)
+        return 130
+    if not _is_main_process():
         return 0  # rank 0 alone reports
+    _print_results(result)
+    return 0
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _print_results(result: FitResult) -> None:
     split = result.results["evaluated_split"]
     scores = result.results[split]
     print(f"run folder: {result.run_dir}")
@@ -66,4 +91,3 @@ def run(args: argparse.Namespace) -> int:
     )
     headline = "accuracy" if "accuracy" in scores else next(k for k, v in scores.items() if isinstance(v, float))
     print(f"{split} {headline}: {scores[headline]:.4f}")
-    return 0

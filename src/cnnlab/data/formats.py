@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.data.datasets import dataset_path
 from cnnlab.data.decode import check_channels, parse_size
 from cnnlab.data.files import files_to_splits, folder_classes, is_hidden, list_folder, read_manifest
 from cnnlab.data.imageset import DataSplits, ImageSet
@@ -106,7 +107,8 @@ def load_dataset(
     """Load `path` into train/val/test splits.
 
     Args:
-        path: data file or folder; its format is detected unless `format` names one of FORMATS.
+        path: data file or folder; its format is detected unless `format` names one of FORMATS. A path that does
+            not exist but names a data set (`mnist`, `cifar10`: see `cnnlab.data.datasets`) reads that set.
         test_path: a separate test set (any format); its class names must be among the training
             classes (labels are matched by name). It replaces a test split found in `path`.
         val_split: fraction of train held out (stratified, seeded by `seed`) when the data has no
@@ -116,7 +118,7 @@ def load_dataset(
         max_in_memory_bytes: image files larger than this in total are streamed from disk.
         classes: the class list for CSV labels (labels outside it are errors); default: sorted labels.
     """
-    path = Path(path)
+    path = dataset_path(path)
     if not 0 <= val_split < 1:
         raise ConfigError(f"val_split must be a fraction in [0, 1), got {val_split!r}")
     channels = check_channels(channels)

@@ -7,12 +7,13 @@ from pathlib import Path
 from cnnlab.device import resolve_device
 from cnnlab.errors import ConfigError, DataError, RunError
 from cnnlab.io import atomic_write_json
-from cnnlab.runs import LoadedRun, check_output_file, load_run, read_run_config, writing
+from cnnlab.runs import LoadedRun, check_output_file, check_run_data, load_run, read_run_config, writing
 from cnnlab.tasks.classification.metrics import ClassificationReport, classification_report, collect_logits
 
 
 def run_config(run: LoadedRun):
-    """The run's TrainConfig from its config.yaml; a damaged or incomplete file is a RunError naming it."""
+    """The run's TrainConfig from its config.yaml, its paths made absolute from run.json (so it reads the run's
+    data from any working directory); a damaged or incomplete file is a RunError naming it."""
     from cnnlab.config import build_dataclass
     from cnnlab.train.config import TrainConfig
 
@@ -25,7 +26,12 @@ def run_config(run: LoadedRun):
 
 def load_run_split(run: LoadedRun, data: str | None, split: str, data_format: str | None = None):
     """The run's own split, re-read by the very loader training used (same seed, same `train_samples`
-    subset, so `val` is the run's validation images), or a split of other `data` at the run's input size."""
+    subset, so `val` is the run's validation images), or a split of other `data` at the run's input size.
+
+    Raises:
+        DataError: the run's data has moved since training (the message names the path and says to pass
+            `--data PATH`), or the data lacks the split or the run's classes.
+    """
     from cnnlab.data import load_dataset
 
     config = run_config(run)
@@ -39,6 +45,7 @@ def load_run_split(run: LoadedRun, data: str | None, split: str, data_format: st
             channels=run.input_shape[0],
         )
     else:
+        check_run_data(config, run.meta)
         splits = run.task.load_data(config)
     imageset = getattr(splits, split)
     if imageset is None:

@@ -7,8 +7,11 @@ exported model must reproduce the eager model's logits (onnxruntime for ONNX).
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +75,26 @@ def _example_batch(run: LoadedRun, batch: int = 2) -> torch.Tensor:
     return torch.randint(0, 256, (batch, *run.input_shape), dtype=torch.uint8, generator=generator)
 
 
+def require_export_extra() -> None:
+    """onnx and onnxruntime come with the `export` extra, not with cnnlab itself: say so in one line."""
+    for package in ("onnx", "onnxruntime"):
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            raise CnnlabError(
+                f"export --format onnx needs the {package} package; install it with: pip install 'cnnlab[export]'"
+            ) from None
+
+
+@contextmanager
+def quiet_torchscript() -> Iterator[None]:
+    """Recent torch (2.14 here) marks torch.jit deprecated with a FutureWarning on trace, save and load; TorchScript is
+    still what a C++ (libtorch) deployment loads, so the warning is noise to a user who asked for it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -98,7 +121,13 @@ def export_torchscript(module: nn.Module, example: torch.Tensor, path: Path) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, example)
-    traced.save(str(path))
+    with quiet_torchscript():
+        traced.save(str(path))
+
+
+def run_torchscript(path: Path, images: torch.Tensor) -> np.ndarray:
+    with quiet_torchscript(), torch.inference_mode():
+        return torch.jit.load(str(path))(images).numpy()
 
 
 def export_run(
@@ -108,6 +137,8 @@ def export_run(
     if format not in FORMATS:
         raise ConfigError(f"--format: unknown export format {format!r}; choose {', '.join(FORMATS)}")
     opset = check_opset(opset)
+    if format == "onnx":
+        require_export_extra()
     run = load_run(run_dir)
     check_finite_weights(run)
     module = ImageClassifier(run).eval()
@@ -124,8 +155,7 @@ def export_run(
             actual = run_onnx(staging, check)
         else:
             export_torchscript(module, example, staging)
-            with torch.inference_mode():
-                actual = torch.jit.load(str(staging))(check).numpy()
+            actual = run_torchscript(staging, check)
         difference = float(np.abs(actual - expected).max())
         if difference > tolerance:
             raise CnnlabError(f"{path}: exported model differs from eager by {difference:.2e} (> {tolerance:.0e})")

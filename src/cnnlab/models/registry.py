@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,8 +57,10 @@ def list_models() -> list[str]:
 def get_entry(name: str) -> ModelEntry:
     _ensure_loaded()
     if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown model {name!r}; known models: {known}")
+        known = ", ".join(sorted(_REGISTRY, key=_natural_key))
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown model {name!r}{hint}; known models: {known}")
     return _REGISTRY[name]
 
 

@@ -20,10 +20,11 @@ from cnnlab.errors import ConfigError, RunError
 from cnnlab.tasks.base import StepContext, Task, collect, concatenate
 from cnnlab.train import callbacks as cb
 from cnnlab.train.checkpoint import load_training_state, seed_everything
-from cnnlab.train.config import TrainConfig
+from cnnlab.train.config import AUTO_LR, TrainConfig
 from cnnlab.train.distributed import Distributed, default_threads
 from cnnlab.train.loop import StepSettings, Trainer
 from cnnlab.train.optim import build_optimizer, build_scheduler
+from cnnlab.train.preflight import preflight
 from cnnlab.train.regularization import WeightPenalty
 from cnnlab.train.runfolder import RunLock, lock_run_dir, run_dir_for
 from cnnlab.train.setup import count_parameters, model_spec, write_run_files
@@ -77,6 +78,13 @@ def _resolve_monitor(config: TrainConfig, task: Task, has_validation: bool) -> s
 
 
 def _run_meta(config: TrainConfig, task: Task, data, spec, model_meta, preprocess, params, device, monitor):
+    # Absolute paths of the files the config names, so that evaluate, report and resume find them from any working
+    # directory (cnnlab.runs.read_run_config). A data set name (`mnist`) is no existing path: it stays a name.
+    paths = {
+        key: str(Path(value).resolve())
+        for key in ("data", "test_data", "model")
+        if (value := getattr(config, key)) and (Path(value).is_file() if key == "model" else Path(value).exists())
+    }
     return {
         "task": {**task.run_meta(), "reference_loss": task.reference_loss(model_meta)},
         "model": spec,
@@ -85,7 +93,7 @@ def _run_meta(config: TrainConfig, task: Task, data, spec, model_meta, preproces
         "parameters": params,
         "device": str(device),
         "monitor": monitor,
-        "data": task.data_meta(data),
+        "data": {**task.data_meta(data), "paths": paths},
         "regularization": {
             "augment": dict(config.augment),
             "dropout": spec.get("options", {}).get("dropout", config.dropout),
@@ -112,7 +120,7 @@ def _run_dir(config, resume, overwrite, distributed: Distributed | None) -> Path
 # continued run a different experiment from the one its first epochs belong to.
 RESUMABLE_FIELDS = {
     "epochs", "early_stopping.patience", "progress", "threads", "workers", "tensorboard", "device",
-    "eval_batch_size", "compile", "out", "max_image_pixels",
+    "eval_batch_size", "compile", "out", "max_image_pixels", "quiet",
 }  # fmt: skip
 MODEL_FIELDS = {"task", "task_options", "model", "model_options", "layers", "dropout", "batch_norm"}
 
@@ -127,13 +135,45 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def with_saved_paths(config: TrainConfig, run_dir: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """`config` with the absolute paths its run folder recorded (run.json `data.paths`) for the fields not
+    overridden, so that a resume reads the run's data and model file from any working directory."""
+    from dataclasses import replace
+
+    from cnnlab.runs import PATH_FIELDS, read_run_config
+
+    resolved = read_run_config(run_dir)
+    kept = {key: resolved[key] for key in PATH_FIELDS if key in resolved and key not in (overrides or {})}
+    return replace(config, **kept)
+
+
+def _differs(key: str, given: Any, saved: Any) -> bool:
+    """Whether a resume changes a field; paths differ only when they lead to different files (`data/mnist` from
+    the project folder is the absolute path run.json recorded)."""
+    if key in ("data", "test_data", "model") and given and saved and Path(given).exists() and Path(saved).exists():
+        return Path(given).resolve() != Path(saved).resolve()
+    return given != saved
+
+
+def _moved_data(saved: dict[str, Any]) -> set[str]:
+    """The data fields whose saved path is gone: a resume may point them at the data's new place."""
+    from cnnlab.data import is_named_dataset
+
+    return {
+        key
+        for key in ("data", "test_data")
+        if saved.get(key) and not Path(saved[key]).exists() and not is_named_dataset(saved[key])
+    }
+
+
 def check_resume_config(config: TrainConfig, run_dir: Path) -> None:
     """Refuse, in one line and before anything is written, a resume that changes the experiment."""
     from cnnlab.config import load_config, to_dict
 
-    saved = _flat(to_dict(load_config(TrainConfig, run_dir / "config.yaml")))
+    saved = _flat(to_dict(with_saved_paths(load_config(TrainConfig, run_dir / "config.yaml"), run_dir)))
     given = _flat(to_dict(config))
-    changed = [key for key in given if key not in RESUMABLE_FIELDS and given[key] != saved.get(key)]
+    resumable = RESUMABLE_FIELDS | _moved_data(saved)
+    changed = [key for key in given if key not in resumable and _differs(key, given[key], saved.get(key))]
     if not changed:
         return
     key = next((k for k in changed if k in MODEL_FIELDS), changed[0])
@@ -175,8 +215,8 @@ def _callbacks(config, run_dir, tracker, user_callbacks, is_main) -> list[cb.Cal
     built: list[cb.Callback] = [cb.MetricsLogger(run_dir)]
     if config.tensorboard:
         built.append(cb.TensorBoardLogger(run_dir))
-    if config.progress:
-        built.append(cb.ProgressBar(config.epochs))
+    if not config.quiet:  # the epoch lines stay without --progress; a bar is drawn only on a terminal
+        built.append(cb.ProgressBar(config.epochs, bar=None if config.progress else False))
     # One tracker picks the best epoch for early stopping, best.pt, the restored weights and results.json.
     built.append(cb.EarlyStopping(patience=es.patience, tracker=tracker))
     built.append(cb.ModelCheckpoint(run_dir, tracker=tracker))  # after the others: saves their state too
@@ -220,6 +260,7 @@ def build_run(
         resume: a run folder to continue from its last.pt.
         callbacks: run after the built-in ones (so a checkpoint of the epoch exists when they are called).
     """
+    preflight(config, check_task=task is None, check_model=model is None, check_data=data is None)
     task = _task_for(config, task)
     distributed = Distributed.from_environment(config.device)
     _set_threads(config, distributed)
@@ -233,6 +274,10 @@ def build_run(
 
         decode.MAX_IMAGE_PIXELS = config.max_image_pixels  # decompression-bomb limit for this process
     data = data if data is not None else task.load_data(config)
+    if config.optimizer.lr == AUTO_LR:  # the range test first; the run then saves and trains with its number
+        from cnnlab.train.lr_find import resolve_learning_rate  # lr_find drives build_run: imported only here
+
+        config = resolve_learning_rate(config, data=data, model=model, task=task)
     model_meta = task.model_meta(data)
     spec = model_spec(config) if model is None else {"custom": type(model).__name__}
     model = (model if model is not None else task.build_model(spec, model_meta)).to(device)
@@ -314,5 +359,9 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     from cnnlab.config import read_yaml
 
     read_yaml(path, required=("model", "data"))  # an empty or damaged config.yaml is refused, never read as defaults
-    config = load_config(TrainConfig, path, overrides)
+    config = with_saved_paths(load_config(TrainConfig, path, overrides), run_dir, overrides)
+    if "data" not in (overrides or {}):  # data that moved: named, with the flag that points at its new place
+        from cnnlab.runs import check_run_data, read_run_meta
+
+        check_run_data(config, read_run_meta(run_dir), "resume with --data PATH to say where it is now")
     return replace(config, out=str(run_dir))

@@ -60,12 +60,22 @@ def _decay_factor(config: ScheduleConfig, epoch: float, epochs: int, base_lr: fl
     )
 
 
+def _cycle_too_short(total_steps: int, pct_start: float) -> bool:
+    """True when a phase of OneCycleLR would span less than one step (its rise ends at pct_start * total - 1)."""
+    rise_end = float(pct_start * total_steps) - 1
+    return rise_end <= 0 or (total_steps - 1) - rise_end <= 0
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: ScheduleConfig, epochs: int, steps_per_epoch: int
 ) -> tuple[torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau, str]:
     """A scheduler and when to step it: "step" (every batch) or "epoch" (plateau, with the metric)."""
     name = config.name.lower()
     base_lr = optimizer.param_groups[0]["lr"]
+    if name == "onecycle" and _cycle_too_short(epochs * steps_per_epoch, config.pct_start):
+        # OneCycleLR divides by the length of its phases, which a run of a handful of steps does not have (a
+        # ZeroDivisionError in torch): such a run trains at the peak rate, as a cycle that short would on average.
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), "step"
     if name == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,

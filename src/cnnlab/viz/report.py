@@ -2,15 +2,16 @@
 
 Config, learning curves, test metrics with the confusion matrix, the most confident mistakes, first-layer filters,
 feature maps, Grad-CAM and the diagnosis. Metrics come from `cnnlab.evaluate` (the numbers `cnnlab evaluate` prints);
-a part that cannot be made (no test split, data moved, diagnosis not installed) becomes a note, not a failure;
-a damaged file of the run folder (run.json, config.yaml, results.json, metrics.jsonl) is an error naming it.
+a section that cannot be made (no test split, data moved, diagnosis not installed) says why in its place, and
+`write_report` lists it, so that `cnnlab report` says so on the terminal too; a damaged file of the run folder
+(run.json, config.yaml, results.json, metrics.jsonl) is an error naming it.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 import cnnlab
+from cnnlab.config import read_yaml
 from cnnlab.device import resolve_device
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.metrics import ClassificationReport, classification_report, collect_logits
@@ -30,6 +32,18 @@ from cnnlab.viz.filters import filter_grid, first_conv_weight
 from cnnlab.viz.gradcam import grad_cam, gradcam_panel
 from cnnlab.viz.images import display_image, enlarge, png_bytes
 from cnnlab.viz.plots import confusion_matrix_figure, figure_png, learning_curves_figure
+
+
+class SectionMissing(Exception):
+    """A section that cannot be made; its message says why (shown in the section's place and on the terminal)."""
+
+
+@dataclass
+class WrittenReport:
+    """The page written, and the sections it lacks: (title, why) each, in page order."""
+
+    path: Path
+    missing: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -51,11 +65,14 @@ class SplitPredictions:
         return self.probabilities.max(1).values
 
 
-def evaluate_split(run: LoadedRun, split: str = "test", batch_size: int = 512) -> SplitPredictions:
-    """The run's own `split` re-read and scored with `cnnlab.evaluate` (the same numbers `cnnlab evaluate` prints)."""
+def evaluate_split(
+    run: LoadedRun, split: str = "test", batch_size: int = 512, data: str | None = None
+) -> SplitPredictions:
+    """The run's own `split` (or `data`'s) re-read and scored with `cnnlab.evaluate` (the same numbers
+    `cnnlab evaluate` prints)."""
     from cnnlab.data import make_batches
 
-    imageset = load_run_split(run, None, split)
+    imageset = load_run_split(run, data, split)
     device = next(run.model.parameters()).device
     logits, labels = collect_logits(
         run.model, make_batches(imageset, batch_size, shuffle=False), run.preprocess, device
@@ -78,8 +95,10 @@ def build_report(
     mistakes: int = 12,
     explained: int = 6,
     channels: int = 16,
+    data: str | None = None,
 ) -> Path:
-    """Write the report (default `<run>/report.html`) and return its path.
+    """Write the report (default `<run>/report.html`) and return its path (`write_report` also says which sections
+    could not be made).
 
     Args:
         run_dir: a folder written by `cnnlab train`.
@@ -89,34 +108,65 @@ def build_report(
         mistakes: how many of the most confident mistakes to show.
         explained: how many images get a Grad-CAM (half mistakes, half correct).
         channels: feature maps shown per stage.
+        data: evaluate this data instead of the run's own (e.g. where the run's data has moved to).
 
     Raises:
         RunError: `run_dir` is not a run folder, one of its files is damaged, or `out` cannot be written.
     """
+    return write_report(run_dir, out, split, mistakes, explained, channels, data).path
+
+
+def write_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    split: str | None = None,
+    mistakes: int = 12,
+    explained: int = 6,
+    channels: int = 16,
+    data: str | None = None,
+) -> WrittenReport:
+    """`build_report`, returning the sections that could not be made with the path."""
     started = time.perf_counter()
     run = load_run(run_dir, device=resolve_device("auto"))
     path = check_output_file(Path(out) if out else run.run_dir / "report.html")
     check_run_files(run)
-    predictions, data_problem = _evaluate_first_available(run, [split] if split else ["test", "val"])
+    predictions, data_problem = _evaluate_first_available(run, [split] if split else ["test", "val"], data)
     evaluated = predictions.split if predictions else split or "test"
-    sections = [
-        ("overview", "Overview", overview_section(run, predictions)),
-        ("diagnosis", "Diagnosis", diagnosis_section(run.run_dir)),
-        ("curves", "Learning curves", curves_section(run.run_dir)),
-        ("evaluation", f"Evaluation ({evaluated} split)", evaluation_section(predictions, data_problem)),
-        ("mistakes", "Most confident mistakes", mistakes_section(run, predictions, mistakes)),
-        ("filters", "First-layer filters", filters_section(run)),
-        ("features", "Feature maps", features_section(run, predictions, channels)),
-        ("gradcam", "Grad-CAM", gradcam_section(run, predictions, explained)),
-        ("config", "Configuration", config_section(run)),
+    makers: list[tuple[str, str, Callable[[], str]]] = [
+        ("overview", "Overview", lambda: overview_section(run, predictions)),
+        ("diagnosis", "Diagnosis", lambda: diagnosis_section(run.run_dir)),
+        ("curves", "Learning curves", lambda: curves_section(run.run_dir)),
+        ("evaluation", f"Evaluation ({evaluated} split)", lambda: evaluation_section(predictions, data_problem)),
+        ("mistakes", "Most confident mistakes", lambda: mistakes_section(run, predictions, mistakes)),
+        ("filters", "First-layer filters", lambda: filters_section(run)),
+        ("features", "Feature maps", lambda: features_section(run, predictions, channels)),
+        ("gradcam", "Grad-CAM", lambda: gradcam_section(run, predictions, explained)),
+        ("config", "Configuration", lambda: config_section(run)),
     ]
+    sections, missing = _make_sections(makers)
     seconds = time.perf_counter() - started
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"{run.run_dir} · generated {stamp} in {seconds:.1f} s by cnnlab {cnnlab.__version__}"
+    html = H.page(f"cnnlab report: {run.run_dir.name}", subtitle, sections, [(a, t) for a, t, _ in missing])
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, H.page(f"cnnlab report: {run.run_dir.name}", subtitle, sections))
-    return path
+        atomic_write_text(path, html)
+    return WrittenReport(path, [(title, why) for _, title, why in missing])
+
+
+Section = tuple[str, str, str]  # (anchor, title, body HTML) or, for one not made, (anchor, title, why)
+
+
+def _make_sections(makers: list[tuple[str, str, Callable[[], str]]]) -> tuple[list[Section], list[Section]]:
+    """Every section's HTML, with a note in place of each that cannot be made; and those, with why."""
+    sections, missing = [], []
+    for anchor, title, make in makers:
+        try:
+            sections.append((anchor, title, make()))
+        except SectionMissing as why:
+            sections.append((anchor, title, H.missing(str(why))))
+            missing.append((anchor, title, str(why)))
+    return sections, missing
 
 
 def check_run_files(run: LoadedRun) -> None:
@@ -128,15 +178,22 @@ def check_run_files(run: LoadedRun) -> None:
     read_metrics(run.run_dir)
 
 
-def _evaluate_first_available(run: LoadedRun, splits: list[str]) -> tuple[SplitPredictions | None, str]:
-    """The first split that can be evaluated, or None and why none could (the report then says so)."""
-    problems = []
+def _evaluate_first_available(
+    run: LoadedRun, splits: list[str], data: str | None = None
+) -> tuple[SplitPredictions | None, str]:
+    """The first split that can be evaluated, or None and why none could (the report then says so); splits that
+    failed for one reason (the data has moved) share it."""
+    problems: dict[str, list[str]] = {}
     for split in splits:
         try:
-            return evaluate_split(run, split), ""
+            return evaluate_split(run, split, data=data), ""
         except CnnlabError as error:
-            problems.append(f"{split}: {error}")
-    return None, f"No split could be evaluated ({'; '.join(problems)})."
+            problems.setdefault(str(error), []).append(split)
+    reasons = "; ".join(f"{' and '.join(names)}: {why}" for why, names in problems.items())
+    return None, f"no split could be evaluated ({reasons})"
+
+
+NO_EVALUATION = "no split could be evaluated (see Evaluation)"
 
 
 def _model_name(meta: dict[str, Any]) -> str:
@@ -156,18 +213,19 @@ def overview_section(run: LoadedRun, predictions: SplitPredictions | None) -> st
     meta, results = run.meta, read_results(run.run_dir) or {}
     data = meta.get("data", {})
     classes = ", ".join(run.classes[:12]) + (f", … ({len(run.classes)} in all)" if len(run.classes) > 12 else "")
+    source = (data.get("paths") or {}).get("data") or data.get("source")
     pairs: list[tuple[str, Any]] = [
         ("model", _model_name(meta)),
-        ("trainable parameters", meta.get("parameters", "?")),
+        ("trainable parameters", meta.get("parameters")),
         ("input (C×H×W)", "×".join(map(str, run.input_shape))),
         ("classes", classes),
-        ("data", f"{data.get('source', '?')} ({data.get('format', '?')})"),
-        ("split sizes", ", ".join(f"{k} {v:,}" for k, v in data.get("sizes", {}).items())),
-        ("epochs run", results.get("epochs_run", "?")),
+        ("data", f"{H.text(source)} ({H.text(data.get('format'))})"),
+        ("split sizes", ", ".join(f"{k} {v:,}" for k, v in data.get("sizes", {}).items()) or None),
+        ("epochs run", results.get("epochs_run")),
         ("weights shown", _checkpoint_name(run)),
-        ("stopped early", results.get("stopped_early", "?")),
-        ("training time (s)", results.get("train_seconds", "?")),
-        ("device", meta.get("device", "?")),
+        ("stopped early", results.get("stopped_early")),
+        ("training time", H.seconds(results.get("train_seconds"))),
+        ("device", meta.get("device")),
     ]
     if predictions is not None:
         pairs.append((f"{predictions.split} accuracy", predictions.report.accuracy))
@@ -179,12 +237,13 @@ def diagnosis_section(run_dir: Path) -> str:
     try:
         from cnnlab.diagnose import diagnose_run
     except ImportError as error:
-        return H.note(f"The diagnosis is not available in this version of cnnlab ({error}).")
+        raise SectionMissing(f"the diagnosis is not available in this version of cnnlab ({error})") from error
     try:
         diagnosis = diagnose_run(run_dir)
-    except Exception as error:  # the rest of the report is still worth having
-        warnings.warn(f"cnnlab report: diagnosis failed: {type(error).__name__}: {error}", stacklevel=2)
-        return H.note(f"The diagnosis failed: {type(error).__name__}: {error}")
+    except CnnlabError as error:
+        raise SectionMissing(f"the diagnosis failed: {error}") from error
+    except Exception as error:  # a fault in a rule: the rest of the report is still worth having
+        raise SectionMissing(f"the diagnosis failed: {type(error).__name__}: {error}") from error
     findings = list(getattr(diagnosis, "findings", diagnosis) or [])
     verdict = getattr(diagnosis, "verdict", None)
     head = f"<p>Verdict: <b>{H.escape(verdict)}</b></p>" if verdict else ""
@@ -228,14 +287,14 @@ def _finding_html(finding: Any) -> str:
 def curves_section(run_dir: Path) -> str:
     history = read_metrics(run_dir)
     if not history:
-        return H.note("No metrics.jsonl in the run folder: no epoch finished.")
+        raise SectionMissing("no metrics.jsonl in the run folder: no epoch finished")
     caption = "loss, accuracy and learning rate per epoch; a widening train/val gap is the sign of overfitting"
     return H.figure(figure_png(learning_curves_figure(history)), caption, "plot")
 
 
 def evaluation_section(predictions: SplitPredictions | None, data_problem: str) -> str:
     if predictions is None:
-        return H.note(data_problem)
+        raise SectionMissing(data_problem)
     report = predictions.report
     numbers = [
         ("accuracy", report.accuracy),
@@ -265,7 +324,7 @@ def _thumbnail(image: torch.Tensor, min_side: int = 84) -> bytes:
 
 def mistakes_section(run: LoadedRun, predictions: SplitPredictions | None, count: int) -> str:
     if predictions is None:
-        return H.note("No evaluated split, so no mistakes to show.")
+        raise SectionMissing(NO_EVALUATION)
     indices = most_confident_mistakes(predictions, count)
     if not indices:
         return H.paragraph(f"No mistakes on the {predictions.split} split.")
@@ -283,7 +342,7 @@ def filters_section(run: LoadedRun) -> str:
     try:
         weight = first_conv_weight(run.model, run.input_shape)
     except CnnlabError as error:
-        return H.note(str(error))
+        raise SectionMissing(str(error)) from error
     out_channels, in_channels, height, width = weight.shape
     caption = f"{out_channels} filters of {in_channels}×{height}×{width}, each scaled to its own min–max"
     return H.figure(png_bytes(filter_grid(weight)), caption)
@@ -296,8 +355,10 @@ def _example_batch(run: LoadedRun, predictions: SplitPredictions, indices: list[
 
 
 def features_section(run: LoadedRun, predictions: SplitPredictions | None, channels: int) -> str:
-    if predictions is None or len(predictions.labels) == 0:
-        return H.note("No evaluated split, so no image to show feature maps of.")
+    if predictions is None:
+        raise SectionMissing(NO_EVALUATION)
+    if len(predictions.labels) == 0:
+        raise SectionMissing(f"the {predictions.split} split is empty")
     images, x = _example_batch(run, predictions, [0])
     stages = feature_maps(run.model, x)
     intro = H.figure(
@@ -311,17 +372,19 @@ def features_section(run: LoadedRun, predictions: SplitPredictions | None, chann
         for stage in stages
     ]
     if not items:
-        return H.note("No conv stage with a spatial output.")
+        raise SectionMissing("the model has no conv stage with a spatial output")
     return H.gallery([intro]) + H.gallery(items)
 
 
 def gradcam_section(run: LoadedRun, predictions: SplitPredictions | None, count: int) -> str:
-    if predictions is None or count <= 0:
-        return H.note("No evaluated split, so no images to explain.")
+    if predictions is None:
+        raise SectionMissing(NO_EVALUATION)
+    if count <= 0:
+        raise SectionMissing(f"{count} images asked for (--gradcam)")
     correct = (predictions.predicted == predictions.labels).nonzero().flatten()[: count - count // 2].tolist()
     indices = correct + most_confident_mistakes(predictions, count - len(correct))
     if not indices:
-        return H.note("The split is empty.")
+        raise SectionMissing(f"the {predictions.split} split is empty")
     images, x = _example_batch(run, predictions, indices)
     result = grad_cam(run.model, x)
     items = []
@@ -337,12 +400,40 @@ def gradcam_section(run: LoadedRun, predictions: SplitPredictions | None, count:
     return intro + H.gallery(items)
 
 
+# Config fields whose values are free mappings (user keys), shown as `k=v, ...` rather than as nested fields.
+FREE_MAPPINGS = ("augment", "model_options", "task_options")
+
+
+def config_rows(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """config.yaml as (dotted field, shown value) rows: nested sections flattened (`optimizer.lr`), yes/no, —."""
+    rows: list[tuple[str, str]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key not in FREE_MAPPINGS:
+            rows += config_rows(value, f"{name}.")
+        elif isinstance(value, dict):
+            rows.append((name, ", ".join(f"{k}={H.text(v)}" for k, v in value.items()) or H.text(None)))
+        elif isinstance(value, list) and key == "layers":
+            rows.append((name, f"{len(value)} layers (in run.json)"))
+        elif isinstance(value, list):
+            rows.append((name, ", ".join(map(H.text, value)) or H.text(None)))
+        else:
+            rows.append((name, H.text(value)))
+    return rows
+
+
 def config_section(run: LoadedRun) -> str:
     config_path = run.run_dir / "config.yaml"
-    config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else "(no config.yaml)"
+    if not config_path.is_file():
+        raise SectionMissing("no config.yaml in the run folder")
     regularization = run.meta.get("regularization", {})
     versions = run.meta.get("versions", {})
-    parts = [H.heading("config.yaml"), H.preformatted(config_text)]
+    raw = H.preformatted(config_path.read_text(encoding="utf-8"))
+    parts = [
+        H.heading("config.yaml"),
+        H.table(["field", "value"], config_rows(read_yaml(config_path))),
+        f"<details><summary>as YAML</summary>{raw}</details>",
+    ]
     if regularization:
         parts += [H.heading("regularization used"), H.value(regularization)]
     if versions:

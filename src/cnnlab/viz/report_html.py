@@ -36,6 +36,9 @@ img.plot { image-rendering: auto; }
 figure { margin: 0; }
 figcaption { color: var(--muted); font-size: 12px; max-width: 360px; }
 .note { color: var(--muted); font-style: italic; }
+.missing { color: var(--ink); font-style: normal; background: #fff4e5; border-left: 4px solid #e67e22;
+           padding: 6px 12px; }
+details summary { cursor: pointer; color: var(--accent); }
 .metrics span { display: inline-block; margin-right: 22px; }
 .metrics b { font-size: 18px; }
 .finding { border-left: 4px solid var(--muted); padding: 6px 12px; margin: 10px 0; background: var(--bg); }
@@ -72,6 +75,40 @@ def note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
 
+def missing(reason: str) -> str:
+    """The body of a section that could not be made: why, where the section would be."""
+    return f'<p class="note missing"><b>Not made:</b> {escape(reason)}</p>'
+
+
+def missing_notice(sections: Sequence[tuple[str, str]]) -> str:
+    """A line above the sections listing those (anchor, title) that could not be made, linked to their notes."""
+    if not sections:
+        return ""
+    links = ", ".join(f'<a href="#{escape(anchor)}">{escape(title)}</a>' for anchor, title in sections)
+    return f'<p class="note missing"><b>Not made:</b> {links} (each section says why).</p>'
+
+
+def text(item: Any) -> str:
+    """A value as a reader wants it: yes/no, — for nothing, thousands separated, floats rounded to what matters.
+
+    Floats get 4 significant digits, not 4 decimals: a prescribed weight decay of 5e-05 must not print as 0.0000.
+    """
+    if item is None:
+        return "—"
+    if isinstance(item, bool):
+        return "yes" if item else "no"
+    if isinstance(item, int):
+        return f"{item:,}"
+    if isinstance(item, float):
+        return f"{item:,.0f}" if abs(item) >= 1e4 else f"{item:.4g}"
+    return str(item)
+
+
+def seconds(value: float | None) -> str:
+    """A duration in seconds with one decimal and its unit (`428.9 s`), as `cnnlab train` prints it."""
+    return text(None) if value is None else f"{value:,.1f} s"
+
+
 def paragraph(text: str) -> str:
     return f"<p>{escape(text)}</p>"
 
@@ -85,11 +122,12 @@ def preformatted(text: str) -> str:
 
 
 def _cell(value: Any, tag: str) -> str:
+    # Table floats are metrics in [0, 1]: 4 decimals, aligned.
     if isinstance(value, float):
         return f'<{tag} class="num">{value:.4f}</{tag}>'
     if isinstance(value, int) and not isinstance(value, bool):
         return f'<{tag} class="num">{value:,}</{tag}>'
-    return f"<{tag}>{escape(value)}</{tag}>"
+    return f"<{tag}>{escape(text(value))}</{tag}>"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -104,20 +142,18 @@ def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
 
 
 def value(item: Any) -> str:
-    """Any finding field (text, number, list, mapping) as escaped HTML: mappings as tables, lists as bullets.
-
-    Floats get 4 significant digits, not 4 decimals: a prescribed weight decay of 5e-05 must not print as 0.0000.
-    """
+    """Any finding or config field (text, number, list, mapping) as escaped HTML: mappings as tables, lists as
+    bullets, single values as `text` writes them."""
     if hasattr(item, "__dataclass_fields__"):
         item = {name: getattr(item, name) for name in item.__dataclass_fields__}
+    if isinstance(item, (dict, list, tuple)) and not item:
+        return text(None)
     if isinstance(item, dict):
         rows = "".join(f"<tr><th>{escape(k)}</th>{_value_cell(v)}</tr>" for k, v in item.items())
         return f"<table><tbody>{rows}</tbody></table>"
     if isinstance(item, (list, tuple)):
         return "<ul>" + "".join(f"<li>{value(v)}</li>" for v in item) + "</ul>"
-    if isinstance(item, float):
-        return f"{item:.4g}"
-    return escape(item)
+    return escape(text(item))
 
 
 def _value_cell(item: Any) -> str:
@@ -129,10 +165,13 @@ def section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{escape(anchor)}"><h2>{escape(title)}</h2>{body}</section>'
 
 
-def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) -> str:
-    """The whole document; `sections` are (anchor, title, body HTML), linked from the navigation bar."""
+def page(
+    title: str, subtitle: str, sections: Sequence[tuple[str, str, str]], not_made: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The whole document; `sections` are (anchor, title, body HTML), linked from the navigation bar; `not_made`
+    (anchor, title) are listed above them."""
     nav = "".join(f'<a href="#{escape(anchor)}">{escape(name)}</a>' for anchor, name, _ in sections)
-    body = "".join(section(anchor, name, content) for anchor, name, content in sections)
+    body = missing_notice(not_made) + "".join(section(anchor, name, content) for anchor, name, content in sections)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

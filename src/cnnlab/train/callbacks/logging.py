@@ -48,7 +48,7 @@ class TensorBoardLogger(Callback):
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
             raise ConfigError(
-                "tensorboard: the tensorboard package is not installed; pip install 'cnnlab[tensorboard]'"
+                "--tensorboard needs the tensorboard package; install it with: pip install 'cnnlab[tensorboard]'"
             ) from error
 
         self.writer_class, self.folder = SummaryWriter, Path(run_dir) / "tensorboard"
