@@ -139,3 +139,16 @@ def test_two_callbacks_of_one_class_keep_their_own_state_across_a_resume(tmp_pat
     resumed_first, resumed_second = Counter(), Counter()
     fit(config, resume=config.out, callbacks=[resumed_first, resumed_second])
     assert (resumed_first.batches, resumed_second.batches) == (6, 1006)
+
+
+def test_the_engine_does_not_import_the_inference_side():
+    """Dependencies point one way: cnnlab.train reads saved run files through cnnlab.runfiles, never cnnlab.runs."""
+    import ast
+    from pathlib import Path
+
+    import cnnlab.train
+
+    for path in Path(cnnlab.train.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(("cnnlab.runs", "cnnlab.evaluate", "cnnlab.viz")), path

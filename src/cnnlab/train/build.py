@@ -79,7 +79,7 @@ def _resolve_monitor(config: TrainConfig, task: Task, has_validation: bool) -> s
 
 def _run_meta(config: TrainConfig, task: Task, data, spec, model_meta, preprocess, params, device, monitor):
     # Absolute paths of the files the config names, so that evaluate, report and resume find them from any working
-    # directory (cnnlab.runs.read_run_config). A data set name (`mnist`) is no existing path: it stays a name.
+    # directory (cnnlab.runfiles.read_run_config). A data set name (`mnist`) is no existing path: it stays a name.
     paths = {
         key: str(Path(value).resolve())
         for key in ("data", "test_data", "model")
@@ -140,7 +140,7 @@ def with_saved_paths(config: TrainConfig, run_dir: str | Path, overrides: dict[s
     overridden, so that a resume reads the run's data and model file from any working directory."""
     from dataclasses import replace
 
-    from cnnlab.runs import PATH_FIELDS, read_run_config
+    from cnnlab.runfiles import PATH_FIELDS, read_run_config
 
     resolved = read_run_config(run_dir)
     kept = {key: resolved[key] for key in PATH_FIELDS if key in resolved and key not in (overrides or {})}
@@ -361,7 +361,7 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) 
     read_yaml(path, required=("model", "data"))  # an empty or damaged config.yaml is refused, never read as defaults
     config = with_saved_paths(load_config(TrainConfig, path, overrides), run_dir, overrides)
     if "data" not in (overrides or {}):  # data that moved: named, with the flag that points at its new place
-        from cnnlab.runs import check_run_data, read_run_meta
+        from cnnlab.runfiles import check_run_data, read_run_meta
 
         check_run_data(config, read_run_meta(run_dir), "resume with --data PATH to say where it is now")
     return replace(config, out=str(run_dir))
