@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 from cnnlab.cli.diagnose_cmd import format_diagnosis  # noqa: E402
 from cnnlab.data import mnist_path  # noqa: E402
 from cnnlab.diagnose import diagnose_run, write_fixed_config  # noqa: E402
-from cnnlab.train import OptimizerConfig, TrainConfig, fit  # noqa: E402
+from cnnlab.train import OptimizerConfig, ScheduleConfig, TrainConfig, fit  # noqa: E402
 
 # 1,500 stratified MNIST training images, two thirds held out for validation: 500 to train on (50 per class).
 # (With 1,000 training images ResNet-18 already reaches ~95% on MNIST: too little room to show a difference
@@ -47,6 +47,7 @@ def overfitting_config(out: Path, epochs: int, threads: int | None) -> TrainConf
         epochs=epochs,
         batch_size=32,
         optimizer=OptimizerConfig(name="adam", lr=1e-3),
+        schedule=ScheduleConfig(name="none"),  # a constant rate, as measured (the default is one-cycle)
         out=str(out / "resnet18_500"),
         progress=False,
         threads=threads,
@@ -63,6 +64,7 @@ def underfitting_config(out: Path, threads: int | None) -> TrainConfig:
         epochs=1,
         batch_size=32,
         optimizer=OptimizerConfig(name="sgd", lr=1e-3),
+        schedule=ScheduleConfig(name="none"),
         out=str(out / "lenet5_1epoch"),
         progress=False,
         threads=threads,
