@@ -1,19 +1,6 @@
-"""Metrics and evaluation of trained runs."""
+"""Metrics and evaluation of trained runs (the classification metrics live with their task)."""
 
-from cnnlab.evaluate.metrics import (
-    ClassificationReport,
-    classification_report,
-    collect_logits,
-    confusion_matrix,
-    loss_and_accuracy,
-    per_class_scores,
-)
+from cnnlab.evaluate import metrics
+from cnnlab.evaluate.metrics import *  # noqa: F403  (the names listed in metrics.__all__)
 
-__all__ = [
-    "ClassificationReport",
-    "classification_report",
-    "collect_logits",
-    "confusion_matrix",
-    "loss_and_accuracy",
-    "per_class_scores",
-]
+__all__ = list(metrics.__all__)
