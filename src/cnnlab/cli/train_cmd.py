@@ -7,7 +7,7 @@ import os
 import sys
 
 from cnnlab.cli import train_flags
-from cnnlab.config import add_dataclass_arguments, load_config, overrides_from_args
+from cnnlab.config import add_dataclass_arguments, deep_merge, load_config, overrides_from_args
 from cnnlab.errors import ConfigError
 from cnnlab.examples import find_config
 from cnnlab.train import FitResult, TrainConfig, fit, resume_config
@@ -49,6 +49,11 @@ def _process_count(text: str | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    return run_training(args)
+
+
+def run_training(args: argparse.Namespace, extra: dict | None = None) -> int:
+    """Train as the flags say; `extra` are overrides a command adds (`cnnlab detect train` sets the task)."""
     nproc = _process_count(args.nproc)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from cnnlab.train.distributed import launch
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             return launch(nproc, _without_nproc(getattr(args, "argv", [])))
         except KeyboardInterrupt:  # Ctrl-C reached the workers too: rank 0 alone prints how to resume
             return 130
-    overrides = overrides_from_args(args, TrainConfig)
+    overrides = deep_merge(overrides_from_args(args, TrainConfig), extra or {})
     if args.resume:
         config = resume_config(args.resume, overrides)
     else:
@@ -89,5 +94,9 @@ def _print_results(result: FitResult) -> None:
         f"best epoch: {result.results['best_epoch']} of {result.results['epochs_run']}  "
         f"train time: {result.results['train_seconds']:.1f}s"
     )
+    if "map50" in scores:  # detection: the headline last, as `cnnlab train` prints accuracy last
+        print(f"{split} mAP@0.5:0.95: {scores['map50_95']:.4f}")
+        print(f"{split} mAP@0.5: {scores['map50']:.4f}")
+        return
     headline = "accuracy" if "accuracy" in scores else next(k for k, v in scores.items() if isinstance(v, float))
     print(f"{split} {headline}: {scores[headline]:.4f}")

@@ -26,7 +26,8 @@ def _listing(keys: list[str]) -> str:
     return shown + (f", ... and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else "")
 
 
-def _read(source: StateDict | str | os.PathLike) -> StateDict:
+def read_state_dict(source: StateDict | str | os.PathLike) -> StateDict:
+    """A state dict from a mapping or a file (weights only: nothing in it can run code), unwrapped."""
     if isinstance(source, Mapping):
         state = source
     else:
@@ -55,7 +56,7 @@ def load_torchvision_weights(model: nn.Module, state_dict: StateDict | str | os.
 
     Returns the model. Raises `ConfigError` naming the keys when the checkpoint does not fit the architecture.
     """
-    state = _read(state_dict)
+    state = read_state_dict(state_dict)
     expected = model.state_dict()
     name = type(model).__name__
 

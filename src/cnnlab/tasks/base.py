@@ -70,6 +70,7 @@ class Task:
         export_outputs: the names of the exported model's outputs.
         forbidden_augmentations: augmentations the diagnosis must not prescribe (e.g. flips where
             laterality matters).
+        known_data_names: data set names the task generates or knows (`--data digits`), not paths.
     """
 
     name: ClassVar[str] = ""
@@ -78,6 +79,7 @@ class Task:
     default_monitor: ClassVar[str] = "val_loss"
     export_outputs: ClassVar[tuple[str, ...]] = ("output",)
     forbidden_augmentations: ClassVar[frozenset[str]] = frozenset()
+    known_data_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Any = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -106,6 +108,10 @@ class Task:
 
     def data_meta(self, data: Any) -> dict[str, Any]:
         """What run.json records about the data (plain JSON types)."""
+        return {}
+
+    def run_files(self, data: Any) -> dict[str, str]:
+        """Text files the run folder gets beside run.json (name -> content), e.g. what loading skipped."""
         return {}
 
     def build_preprocess(self, data: Any) -> nn.Module:

@@ -17,6 +17,7 @@ from torch import nn
 from cnnlab import tasks
 from cnnlab.device import resolve_device
 from cnnlab.errors import ConfigError, RunError
+from cnnlab.io import atomic_write_text
 from cnnlab.tasks.base import StepContext, Task, collect, concatenate
 from cnnlab.train import callbacks as cb
 from cnnlab.train.checkpoint import load_training_state, seed_everything
@@ -332,6 +333,8 @@ def build_run(
         lock = lock_run_dir(run_dir, clear=not resume)
         try:
             write_run_files(run_dir, config, meta)
+            for name, text in task.run_files(data).items():
+                atomic_write_text(run_dir / name, text)
         except BaseException:
             lock.release()
             raise

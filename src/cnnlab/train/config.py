@@ -351,7 +351,8 @@ class TrainConfig:
         check_finite_values(self.model_options, "model_options")
         if "dropout" in self.model_options:
             check_value("model_options.dropout", self.model_options["dropout"], FRACTION)
-        AugmentSpec.from_config(self.augment)
+        if self.task == "classification":  # other tasks check their own augmentations (configure)
+            AugmentSpec.from_config(self.augment)
         if self.schedule.warmup_epochs > self.epochs:
             raise ConfigError(
                 f"config field 'schedule.warmup_epochs' must be at most the run's {self.epochs} epochs, "

@@ -31,14 +31,15 @@ def preflight(
         ConfigError: an unknown task, an unknown zoo model or model option, a layer-list file that is not one.
         DataError: a data or test-data path that does not exist (and is no named data set).
     """
+    names: tuple[str, ...] = ()
     if check_task:
         from cnnlab import tasks
 
-        tasks.get_task_class(config.task)
+        names = tasks.get_task_class(config.task).known_data_names
     if check_model:
         check_model_field(config)
     if check_data:
-        check_data_paths(config)
+        check_data_paths(config, names)
 
 
 def check_model_field(config: TrainConfig) -> None:
@@ -66,10 +67,12 @@ def _check_zoo_model(name: str, options: dict) -> None:
             raise ConfigError(f"model {name!r} has no option {key!r}{hint}; its options: {', '.join(known) or 'none'}")
 
 
-def check_data_paths(config: TrainConfig) -> None:
-    """`data` and `test_data` exist as paths, or name a data set cnnlab knows (`mnist`)."""
+def check_data_paths(config: TrainConfig, task_names: tuple[str, ...] = ()) -> None:
+    """`data` and `test_data` exist as paths, or name a data set cnnlab (or the task) knows (`mnist`, `digits`)."""
     if not config.data:
         raise ConfigError("data: no data set given; pass --data PATH (or `data:` in the config)")
+    if config.data in task_names and not Path(config.data).exists():
+        return
     _check_data_path(config.data, "data")
     if config.test_data:
         _check_data_path(config.test_data, "test data")
