@@ -190,6 +190,16 @@ def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
     return check_run_meta(read_json_file(path), path)
 
 
+def _check_per_class(per_class: dict[str, Any], path: Path, split: str) -> None:
+    """A detection run's per-class scores (class name -> {"ap50": ..., ...}): every leaf a number."""
+    for name, scores in per_class.items():
+        if not isinstance(scores, dict):
+            raise RunError(f"{path}: {split}.per_class.{name} must be a mapping of metrics, got {_shown(scores)}")
+        for metric, value in scores.items():
+            if value is not None and not _is_number(value):
+                raise RunError(f"{path}: {split}.per_class.{name}.{metric} must be a number, got {_shown(value)}")
+
+
 def _check_results(results: dict[str, Any], path: Path) -> dict[str, Any]:
     split = results.get("evaluated_split")
     if split is not None and not isinstance(split, str):
@@ -201,7 +211,9 @@ def _check_results(results: dict[str, Any], path: Path) -> dict[str, Any]:
         if not isinstance(scores, dict):
             raise RunError(f"{path}: field {name!r} must be a mapping of metrics, got {_shown(scores)}")
         for metric, value in scores.items():
-            if value is not None and not _is_number(value):
+            if metric == "per_class" and isinstance(value, dict):
+                _check_per_class(value, path, name)
+            elif value is not None and not _is_number(value):
                 raise RunError(f"{path}: {name}.{metric} must be a number, got {_shown(value)}")
     for key in ("best_epoch", "epochs_run"):
         if results.get(key) is not None and not _is_positive_int(results[key]):

@@ -124,70 +124,26 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # -- evaluate -----------------------------------------------------------------------------------------------------
-def load_run_data(run_dir: str, data: str | None, data_format: str | None):
-    """The run's data read again through its task (the same seeded split), or `data` instead."""
-    from cnnlab.config import load_config
-    from cnnlab.runfiles import read_run_meta
-    from cnnlab.runs import run_task
-    from cnnlab.train import TrainConfig
-    from cnnlab.train.build import with_saved_paths
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
-    overrides = {key: value for key, value in (("data", data), ("data_format", data_format)) if value}
-    config = with_saved_paths(load_config(TrainConfig, path, overrides), run_dir, overrides)
-    meta = read_run_meta(run_dir)
-    task = run_task(meta)
-    if task.name != "detection":
-        raise ConfigError(f"{run_dir}: a {task.name} run, not a detection run; use `cnnlab evaluate {run_dir}`")
-    task.configure(config)
-    return task, task.load_data(config)
-
-
 def _evaluate(args: argparse.Namespace) -> int:
-    from cnnlab.io import atomic_write_bytes, atomic_write_json
-    from cnnlab.runs import load_run
-    from cnnlab.tasks.base import StepContext, collect
-    from cnnlab.tasks.detection.metrics import evaluate_detections
-    from cnnlab.viz.detection import pr_curve_png
+    from cnnlab.evaluate.detection import evaluate_detection_run
 
-    task, data = load_run_data(args.run, args.data, args.data_format)
-    loaded = load_run(args.run)
-    split = getattr(data, args.split)
-    if split is None or len(split) == 0:
-        raise DataError(f"{args.run}: the data has no {args.split} split")
-    _check_classes(loaded.meta, data.classes, args.run)
-    context = StepContext(next(loaded.model.parameters()).device, loaded.preprocess)
-    outputs, targets = collect(task, loaded.model, task.eval_batches(split, 32), context)
-    report = evaluate_detections(outputs["predictions"], targets, list(loaded.meta["classes"]))
-    run_dir = Path(args.run)
-    written = [
-        atomic_write_json(run_dir / f"evaluation_{args.split}.json", report.to_dict()),
-        atomic_write_bytes(run_dir / f"pr_curves_{args.split}.png", pr_curve_png(report)),
-    ]
+    report, written = evaluate_detection_run(args.run, args.data, args.split, args.data_format)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
-    names = list(loaded.meta["classes"])
+    names = list(report.per_class)
     width = max(len(n) for n in [*names, "class"])
     print(f"{'class':<{width}}  AP@0.5  AP@.5:.95  boxes")
-    for name in names:
-        row = report.per_class.get(name, {})
-        ap, ap_coco, boxes = row.get("ap50", 0.0), row.get("ap50_95", 0.0), row.get("ground_truth", 0)
-        print(f"{name:<{width}}  {ap:6.4f}  {ap_coco:9.4f}  {boxes:5d}")
+    for name, row in report.per_class.items():
+        if row.get("ground_truth", 0) == 0:
+            print(f"{name:<{width}}       -          -      0")
+            continue
+        print(f"{name:<{width}}  {row['ap50']:6.4f}  {row['ap50_95']:9.4f}  {row['ground_truth']:5d}")
     print(f"written: {', '.join(str(p) for p in written)}")
     print(f"{args.split} precision: {report.precision:.4f}  recall: {report.recall:.4f} (score >= 0.25, IoU 0.5)")
     print(f"{args.split} mAP@0.5:0.95: {report.map50_95:.4f}")
     print(f"{args.split} mAP@0.5: {report.map50:.4f}")
     return 0
-
-
-def _check_classes(meta: dict[str, Any], classes: list[str], run_dir: str) -> None:
-    if list(classes) != list(meta["classes"]):
-        raise DataError(
-            f"{run_dir}: the data's classes {list(classes)[:6]} differ from the run's {list(meta['classes'])[:6]}"
-        )
 
 
 # -- predict ------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Everything is drawn from one seeded torch.Generator, so the same arguments give 
 from __future__ import annotations
 
 import functools
+import io
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from torchvision.io import encode_png
+from PIL import Image
 
 from cnnlab.data.datasets import mnist_path
 from cnnlab.data.imageset import DataSplits, ImageSet
@@ -255,7 +256,11 @@ def _file_names(targets: Sequence[Mapping], count: int) -> list[str]:
 
 
 def _write_png(path: Path, image: torch.Tensor) -> None:
-    atomic_write_bytes(path, encode_png(image.cpu().contiguous()).numpy().tobytes())
+    """A uint8 (1|3, H, W) image as PNG (PIL: torchvision.io's encoders are deprecated since 0.29)."""
+    array = image.cpu().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _voc_xml(name: str, image: torch.Tensor, target: Mapping, classes: Sequence[str]) -> str:

@@ -14,6 +14,8 @@ from cnnlab.diagnose.curves import infer_mode
 # What `fit` falls back to when a config leaves these out (TrainConfig's defaults).
 DEFAULT_MONITOR = "val_accuracy"
 DEFAULT_OPTIMIZER = {"name": "sgd", "lr": 0.01, "weight_decay": 0.0}
+# Tasks without a reference loss whose loss-shape rules use the first epoch's training loss as the scale.
+FIRST_EPOCH_SCALE_TASKS = frozenset({"detection"})
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,29 @@ class RunFacts:
         if self.reference_loss is not None:
             return float(self.reference_loss)
         return math.log(max(self.num_classes, 2)) if self.task == "classification" else math.inf
+
+    @property
+    def loss_scale(self) -> float:
+        """What the loss-shape rules measure rises and falls against: the reference loss where the task declares
+        one; for detection (whose summed box, objectness and class losses have no closed-form start) the first
+        epoch's mean training loss; else infinite (no such rule fires)."""
+        if math.isfinite(self.chance_loss) or self.task not in FIRST_EPOCH_SCALE_TASKS:
+            return self.chance_loss
+        losses = [v for v in curves.column(self.history, "train_loss") if math.isfinite(v) and v > 0]
+        return losses[0] if losses else math.inf
+
+    @property
+    def loss_scale_words(self) -> str:
+        """How a sentence names `loss_scale`."""
+        if math.isfinite(self.chance_loss):
+            return f"the {self.chance_loss:.3f} an untrained model starts at"
+        return f"the first epoch's {self.loss_scale:.3f}"
+
+    @property
+    def best_val_map50(self) -> float | None:
+        """A detection run's best validation mAP@0.5 (the score its rules read where others read accuracy)."""
+        values = [v for v in curves.column(self.history, "val_map50") if math.isfinite(v)]
+        return max(values) if values else None
 
     @property
     def samples_per_class(self) -> float | None:

@@ -182,6 +182,11 @@ def learning_curve(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if config.task != "classification":
+        raise ConfigError(
+            f"task: the learning curve subsamples images per class label and reads val accuracy, so it measures "
+            f"classification runs only, got task {config.task!r}"
+        )
     splits = _load_splits(config)
     subsets = nested_subsets(splits.train.labels.numpy(), sorted(fractions), config.seed)
     points = []

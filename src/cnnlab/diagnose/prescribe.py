@@ -116,10 +116,21 @@ def prescribed_config(config: dict[str, Any], changes: dict[str, Any], out: str)
     values = make_compatible(apply_changes(config, changes))
     values["out"] = out
     try:
-        AugmentSpec.from_config(values.get("augment") or {})
+        check_augment(values)
         return load_config(TrainConfig, None, values)
     except ConfigError as error:
         raise ConfigError(f"prescribed config is not valid ({error}); changes were {changes}") from error
+
+
+def check_augment(values: dict[str, Any]) -> None:
+    """The augmentations checked by the spec of the config's task (detection's are box-aware, with other keys)."""
+    augment = values.get("augment") or {}
+    if values.get("task", "classification") == "detection":
+        from cnnlab.tasks.detection.augment import DetectionAugmentSpec
+
+        DetectionAugmentSpec.from_mapping(dict(augment))
+    else:
+        AugmentSpec.from_config(augment)
 
 
 def write_config(config: TrainConfig, path: str | Path) -> Path:

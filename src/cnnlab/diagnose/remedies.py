@@ -14,6 +14,13 @@ from cnnlab.diagnose.facts import RunFacts
 GREYSCALE_AUGMENT = {"rotate": 10, "scale": 0.1, "translate": 0.1}
 # He et al. 2016's CIFAR recipe: pad 4 pixels and crop back at random, mirror left-right. For colour photos.
 COLOUR_AUGMENT = {"crop": 4, "flip": True}
+# Detection (box-aware, cnnlab.tasks.detection.augment): zoom and shift, as YOLO trains (Redmon et al. 2016:
+# scaling and translation of up to 20% of the image); photos also get a mirror and colour jitter. Grey-scale
+# images keep their orientation (a mirrored digit is another glyph). Once those are on, mosaic (YOLOv4) adds
+# context and scale variety.
+DETECTION_AUGMENT = {"scale": 0.2, "translate": 0.1}
+DETECTION_COLOUR_AUGMENT = {"flip": True, "scale": 0.2, "translate": 0.1, "jitter": 0.4}
+DETECTION_EXTRA_AUGMENT = {"mosaic": 0.5}
 # Once the geometric augmentations are on, random erasing (Zhong et al. 2017) adds occlusion robustness.
 EXTRA_AUGMENT = {"erase": 0.25}
 # Srivastava et al. 2014: p = 0.5 for fully connected hidden units is close to optimal across tasks.
@@ -45,6 +52,8 @@ def _augmentation(facts: RunFacts) -> dict[str, Any]:
     if facts.regularization.augment:
         return {}
     colour = facts.input_shape is not None and facts.input_shape[0] == 3
+    if facts.task == "detection":
+        return {f"augment.{k}": v for k, v in (DETECTION_COLOUR_AUGMENT if colour else DETECTION_AUGMENT).items()}
     if colour:
         side = min(facts.input_shape[1:])
         return {"augment.crop": max(4, side // 8), "augment.flip": True}
@@ -55,7 +64,8 @@ def stronger_augmentation(facts: RunFacts) -> dict[str, Any]:
     """Augmentation if there is none, else random erasing on top of what is there."""
     if not facts.regularization.augment:
         return augmentation(facts)
-    extra = {f"augment.{k}": v for k, v in EXTRA_AUGMENT.items() if k not in facts.regularization.augment}
+    more = DETECTION_EXTRA_AUGMENT if facts.task == "detection" else EXTRA_AUGMENT
+    extra = {f"augment.{k}": v for k, v in more.items() if k not in facts.regularization.augment}
     return allowed(facts, extra)
 
 

@@ -10,6 +10,7 @@ from torch import nn
 from cnnlab.diagnose.facts import RunFacts, build_facts
 from cnnlab.diagnose.findings import Finding, sort_findings
 from cnnlab.diagnose.rules_data import class_imbalance, complex_architecture, inadequate_regularization, limited_data
+from cnnlab.diagnose.rules_detection import detection_underfitting, detection_variance
 from cnnlab.diagnose.rules_fit import high_variance, trained_too_long, underfitting
 from cnnlab.diagnose.rules_optim import divergence, learning_rate
 
@@ -19,7 +20,9 @@ RULES: tuple[Rule, ...] = (
     divergence,
     learning_rate,
     underfitting,
+    detection_underfitting,
     high_variance,
+    detection_variance,
     trained_too_long,
     complex_architecture,
     inadequate_regularization,
@@ -30,10 +33,16 @@ RULES: tuple[Rule, ...] = (
 
 # Rules that read accuracies or class counts judge classification runs (a task that logs the same metrics may
 # add its name); divergence, learning rate and missing regularisers read losses and the config: every task.
+# Detection logs no accuracy: its bias/variance rules (rules_detection) read losses and val mAP instead, and
+# trained_too_long reads its monitor (val mAP@0.5). Rules that count images per class or propose classifiers
+# from the zoo stay with classification.
 CLASSIFICATION_ONLY = frozenset({"classification"})
 RULE_TASKS: dict[Rule, frozenset[str]] = {
-    rule: CLASSIFICATION_ONLY
-    for rule in (underfitting, high_variance, trained_too_long, complex_architecture, limited_data, class_imbalance)
+    **{
+        rule: CLASSIFICATION_ONLY
+        for rule in (underfitting, high_variance, complex_architecture, limited_data, class_imbalance)
+    },
+    trained_too_long: frozenset({"classification", "detection"}),
 }
 
 

@@ -62,12 +62,14 @@ class Variance:
     def gap_open(self) -> bool:
         return self.gap_end is not None and self.gap_end >= self.threshold
 
+    loss_unit: float = 1.0
+
     @property
     def loss_turned(self) -> bool:
         turn = self.turn
         return bool(turn) and (
             turn["val_rise"] >= VAL_LOSS_RISE
-            and turn["val_loss_end"] - turn["val_loss_min"] >= VAL_LOSS_RISE_MIN
+            and turn["val_loss_end"] - turn["val_loss_min"] >= VAL_LOSS_RISE_MIN * self.loss_unit
             and turn["train_fall"] >= TRAIN_LOSS_FALL
         )
 
@@ -76,7 +78,7 @@ class Variance:
         ratio = self.loss_ratio_end
         return (
             self.loss_gap_end is not None
-            and self.loss_gap_end >= LOSS_GAP
+            and self.loss_gap_end >= LOSS_GAP * self.loss_unit
             and ratio is not None
             and (ratio >= LOSS_RATIO)
         )
@@ -104,7 +106,16 @@ def variance(facts: RunFacts) -> Variance:
         threshold=threshold,
         opened_index=curves.gap_opened_index(facts.history, threshold),
         turn=curves.val_loss_turn(facts.history),
+        loss_unit=loss_unit(facts),
     )
+
+
+def loss_unit(facts: RunFacts) -> float:
+    """The absolute loss floors above are nats of a 10-class cross-entropy (ln 10 at the start); a task without
+    a reference loss (detection) measures them in its own loss_scale instead. 1 where the task declares one."""
+    if math.isfinite(facts.chance_loss) or not math.isfinite(facts.loss_scale):
+        return 1.0
+    return facts.loss_scale / math.log(10)
 
 
 def _loss_ratio(row: dict[str, Any]) -> float | None:

@@ -27,6 +27,8 @@ CHANCE_BAND = 0.05
 MIN_EPOCHS_FOR_SHAPE = 3
 SLOW_LOSS_FRACTION = 0.5
 LINEAR_RATIO = 0.6
+# A detector whose loss never moved and whose validation mAP@0.5 stayed under 0.05 found next to nothing.
+STUCK_MAP50 = 0.05
 # Tie-breaker for a loss stuck at chance (dead units after huge steps, or steps too small to move): a learning
 # rate 30x below the optimizer's typical one counts as small.
 FAR_BELOW_TYPICAL = 30.0
@@ -93,7 +95,7 @@ def divergence(facts: RunFacts) -> Finding | None:
 
 
 def _too_high(facts: RunFacts, losses: list[float]) -> tuple[str, dict[str, Any]] | None:
-    floor = SPIKE_MIN_FRACTION_OF_CHANCE * facts.chance_loss
+    floor = SPIKE_MIN_FRACTION_OF_CHANCE * facts.loss_scale
     spikes = [
         (i, rise)
         for i, rise in curves.relative_increases(losses)
@@ -117,23 +119,25 @@ def _too_high(facts: RunFacts, losses: list[float]) -> tuple[str, dict[str, Any]
 
 
 def _stuck_at_chance(facts: RunFacts, losses: list[float]) -> bool:
+    near = all(abs(v / facts.loss_scale - 1.0) <= CHANCE_BAND for v in losses)
+    if facts.task == "detection":  # flat from the first epoch on, and next to nothing found
+        return len(losses) >= 2 and near and (facts.best_val_map50 or 0.0) < STUCK_MAP50
     accuracy = float(facts.last.get("train_accuracy") or 0.0)
-    near = all(abs(v / facts.chance_loss - 1.0) <= CHANCE_BAND for v in losses)
     return near and accuracy < 2 * facts.chance_accuracy
 
 
 def _too_slow(facts: RunFacts, losses: list[float]) -> tuple[str, dict[str, Any]] | None:
     if len(losses) < MIN_EPOCHS_FOR_SHAPE or not curves.is_steadily_decreasing(losses):
         return None
-    if losses[-1] < SLOW_LOSS_FRACTION * facts.chance_loss:
+    if losses[-1] < SLOW_LOSS_FRACTION * facts.loss_scale:
         return None
     first, second = curves.half_drops(losses)
     if first <= 0 or second < LINEAR_RATIO * first:
         return None
     return (
         f"Training loss fell steadily but slowly and in a near straight line ({losses[0]:.3f} -> {losses[-1]:.3f}; "
-        f"the second half of the run dropped {second / first:.0%} as much as the first), still above half of the "
-        f"{facts.chance_loss:.3f} an untrained model starts at.",
+        f"the second half of the run dropped {second / first:.0%} as much as the first), still above half of "
+        f"{facts.loss_scale_words}.",
         {"first_half_drop": first, "second_half_drop": second},
     )
 
@@ -145,8 +149,14 @@ def _diagnose_rate(facts: RunFacts, losses: list[float]) -> tuple[str, str, dict
         return ("high", *high)
     if _stuck_at_chance(facts, losses) and not curves.is_steadily_decreasing(losses, tolerance=0.01):
         small = facts.lr <= remedies.typical_lr(facts) / FAR_BELOW_TYPICAL
+        level = (
+            f"flat ({losses[-1]:.3f} vs {losses[0]:.3f} in the first epoch; best val mAP@0.5 "
+            f"{facts.best_val_map50 or 0.0:.3f})"
+            if facts.task == "detection"
+            else f"at chance level ({losses[-1]:.3f} vs ln K = {facts.chance_loss:.3f})"
+        )
         sentence = (
-            f"Training loss stayed at chance level ({losses[-1]:.3f} vs ln K = {facts.chance_loss:.3f}) for "
+            f"Training loss stayed {level} for "
             f"{len(losses)} epoch(s) with learning rate {facts.lr:g} (typical for {facts.optimizer_name}: "
             f"{remedies.typical_lr(facts):g})."
         )
@@ -172,7 +182,9 @@ def learning_rate(facts: RunFacts) -> Finding | None:
         "typical_lr": typical,
         "train_loss_first": losses[0],
         "train_loss_end": losses[-1],
-        "chance_loss": facts.chance_loss,
+        **(
+            {"chance_loss": facts.chance_loss} if math.isfinite(facts.chance_loss) else {"loss_scale": facts.loss_scale}
+        ),
         **extra,
     }
     lr = _usable_lr(facts)

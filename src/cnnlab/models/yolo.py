@@ -45,7 +45,7 @@ class FeatureBackbone(nn.Module):
         if not hasattr(net, "forward_features"):
             raise ConfigError(f"backbone {type(net).__name__} has no forward_features(); use a zoo model or layer list")
         self.net = net
-        features = _prune_unused(net, torch.zeros(1, in_channels, image_size, image_size))
+        features, self.pruned = _prune_unused(net, torch.zeros(1, in_channels, image_size, image_size))
         if features.ndim != 4:
             raise ConfigError(
                 f"backbone: its features must be a (N, C, H, W) map, got shape {tuple(features.shape)}; "
@@ -59,8 +59,9 @@ class FeatureBackbone(nn.Module):
 
 
 @torch.no_grad()
-def _prune_unused(net: nn.Module, probe: torch.Tensor) -> torch.Tensor:
-    """Replace the sub-modules `forward_features` never calls with Identity; return the probe's features."""
+def _prune_unused(net: nn.Module, probe: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    """Replace the sub-modules `forward_features` never calls with Identity; return the probe's features and the
+    dotted names of the modules removed (a classifier checkpoint's keys under them are expected and ignored)."""
     called: set[int] = set()
     hooks = [module.register_forward_hook(lambda m, i, o: called.add(id(m))) for module in net.modules()]
     was_training = net.training
@@ -75,15 +76,18 @@ def _prune_unused(net: nn.Module, probe: torch.Tensor) -> torch.Tensor:
     def used(module: nn.Module) -> bool:
         return any(id(m) in called for m in module.modules())
 
-    def prune(parent: nn.Module) -> None:
+    pruned: list[str] = []
+
+    def prune(parent: nn.Module, prefix: str) -> None:
         for name, child in list(parent.named_children()):
             if not used(child):
                 setattr(parent, name, nn.Identity())
-            elif id(child) in called or any(id(m) in called for m in child.children()):
-                prune(child)
+                pruned.append(prefix + name)
+            else:
+                prune(child, f"{prefix}{name}.")
 
-    prune(net)
-    return features
+    prune(net, "")
+    return features, pruned
 
 
 def build_backbone(
@@ -125,6 +129,12 @@ def load_backbone_weights(backbone: FeatureBackbone, path: str) -> None:
             f", ... and {len(missing) - 6} more" if len(missing) > 6 else ""
         )
         raise ConfigError(f"backbone weights {path}: missing keys {shown}; is it a checkpoint of this backbone?")
+    unexpected = [k for k in state if k not in expected and not any(k.startswith(p + ".") for p in backbone.pruned)]
+    if unexpected:
+        raise ConfigError(
+            f"backbone weights {path}: {len(unexpected)} keys the backbone does not have (e.g. {unexpected[0]!r}); "
+            "is it a checkpoint of another architecture?"
+        )
     wrong = [key for key in expected if tuple(state[key].shape) != tuple(expected[key].shape)]
     if wrong:
         key = wrong[0]

@@ -130,6 +130,9 @@ def write_report(
     run = load_run(run_dir, device=resolve_device("auto"))
     path = check_output_file(Path(out) if out else run.run_dir / "report.html")
     check_run_files(run)
+    if run.task is not None and run.task.name == "detection":
+        makers = detection_makers(run, split, data, examples=mistakes)
+        return _write_page(run, path, makers, started)
     predictions, data_problem = _evaluate_first_available(run, [split] if split else ["test", "val"], data)
     evaluated = predictions.split if predictions else split or "test"
     makers: list[tuple[str, str, Callable[[], str]]] = [
@@ -143,6 +146,12 @@ def write_report(
         ("gradcam", "Grad-CAM", lambda: gradcam_section(run, predictions, explained)),
         ("config", "Configuration", lambda: config_section(run)),
     ]
+    return _write_page(run, path, makers, started)
+
+
+def _write_page(
+    run: LoadedRun, path: Path, makers: list[tuple[str, str, Callable[[], str]]], started: float
+) -> WrittenReport:
     sections, missing = _make_sections(makers)
     seconds = time.perf_counter() - started
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -439,3 +448,205 @@ def config_section(run: LoadedRun) -> str:
     if versions:
         parts += [H.heading("versions"), H.value(versions)]
     return "".join(parts)
+
+
+# -- detection runs ---------------------------------------------------------------------------------------------
+# Pictures show what `cnnlab detect predict` reports: detections at the task's default confidence 0.25 (mAP is
+# computed over every detection down to 0.001, which would bury the picture in boxes).
+PICTURE_SCORE = 0.25
+DETECTION_LOSS_PARTS = ("box_loss", "objectness_loss", "class_loss")
+
+
+@dataclass
+class DetectionSplit:
+    """One split of a detection run, predicted and scored (the numbers `cnnlab detect evaluate` prints)."""
+
+    split: str
+    imageset: Any
+    predictions: list[dict]
+    targets: list[dict]
+    report: Any
+
+
+def evaluate_detection_split(run: LoadedRun, split: str, data: str | None = None) -> DetectionSplit:
+    from cnnlab.evaluate.detection import load_detection_split, predict_split
+    from cnnlab.tasks.detection.metrics import evaluate_detections
+
+    imageset = load_detection_split(run, data, split)
+    predictions, targets = predict_split(run, imageset)
+    report = evaluate_detections(predictions, targets, list(run.classes))
+    return DetectionSplit(split, imageset, predictions, targets, report)
+
+
+def _lazy_split(run: LoadedRun, split: str, data: str | None) -> Callable[[], DetectionSplit]:
+    """The split evaluated on first use (and once): several sections read it; a failure is each one's note."""
+    cache: dict[str, Any] = {}
+
+    def get() -> DetectionSplit:
+        if "value" not in cache:
+            try:
+                cache["value"] = evaluate_detection_split(run, split, data)
+            except CnnlabError as error:
+                cache["error"] = f"the {split} split could not be evaluated: {error}"
+                cache["value"] = None
+        if cache["value"] is None:
+            raise SectionMissing(cache["error"])
+        return cache["value"]
+
+    return get
+
+
+def detection_makers(
+    run: LoadedRun, split: str | None, data: str | None, examples: int = 12
+) -> list[tuple[str, str, Callable[[], str]]]:
+    """The sections of a detection run's page: scores and PR curves on `split` (default test), pictures of the
+    validation split, whose images chose the best epoch."""
+    evaluated = split or "test"
+    scored = _lazy_split(run, evaluated, data)
+    pictured = scored if evaluated == "val" else _lazy_split(run, "val", data)
+    return [
+        ("overview", "Overview", lambda: detection_overview_section(run)),
+        ("diagnosis", "Diagnosis", lambda: diagnosis_section(run.run_dir)),
+        ("curves", "Learning curves", lambda: detection_curves_section(run.run_dir)),
+        ("evaluation", f"Evaluation ({evaluated} split)", lambda: detection_evaluation_section(scored())),
+        ("boxes", "Predicted vs. true boxes (val split)", lambda: detection_boxes_section(run, pictured(), examples)),
+        ("config", "Configuration", lambda: config_section(run)),
+    ]
+
+
+def detection_overview_section(run: LoadedRun) -> str:
+    meta, results = run.meta, read_results(run.run_dir) or {}
+    data = meta.get("data", {})
+    classes = ", ".join(run.classes[:12]) + (f", … ({len(run.classes)} in all)" if len(run.classes) > 12 else "")
+    source = (data.get("paths") or {}).get("data") or data.get("source")
+    boxes = data.get("boxes", {})
+    test = results.get("test") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("task", "detection"),
+        ("model", _model_name(meta)),
+        ("trainable parameters", meta.get("parameters")),
+        ("input (C×H×W)", "×".join(map(str, run.input_shape))),
+        ("classes", classes),
+        ("anchors (w×h px)", ", ".join(f"{w:g}×{h:g}" for w, h in meta.get("anchors", [])) or None),
+        ("data", f"{H.text(source)} ({H.text(data.get('format'))})"),
+        (
+            "split sizes (images, boxes)",
+            ", ".join(f"{k} {v:,} ({boxes.get(k, 0):,})" for k, v in data.get("sizes", {}).items()) or None,
+        ),
+        ("epochs run", results.get("epochs_run")),
+        ("best epoch", results.get("best_epoch")),
+        ("weights shown", _checkpoint_name(run)),
+        ("stopped early", results.get("stopped_early")),
+        ("training time", H.seconds(results.get("train_seconds"))),
+        ("device", meta.get("device")),
+        ("test mAP@0.5", test.get("map50")),
+        ("test mAP@0.5:0.95", test.get("map50_95")),
+    ]
+    return H.key_values(pairs)
+
+
+def _series(ax: Any, history: list[dict[str, Any]], keys: list[tuple[str, str, str]], title: str) -> None:
+    """Plot (key, label, style) columns of `history` that the run logged, per epoch."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+    for key, label, style in keys:
+        if any(row.get(key) is not None for row in history):
+            ax.plot(epochs, [row.get(key, float("nan")) for row in history], style, ms=3, label=label)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def detection_curves_figure(history: list[dict[str, Any]]):
+    """Train/val loss, its parts (box, objectness, class), val mAP@0.5 and @0.5:0.95, and the learning rate."""
+    from cnnlab.viz.plots import plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    _series(axes[0], history, [("train_loss", "train", "-o"), ("val_loss", "val", "-s")], "loss")
+    parts = [
+        (f"{split}_{part}", f"{split} {part.removesuffix('_loss')}", style)
+        for part in DETECTION_LOSS_PARTS
+        for split, style in (("train", "-o"), ("val", "--s"))
+    ]
+    _series(axes[1], history, parts, "loss parts")
+    maps = [("val_map50", "val mAP@0.5", "-o"), ("val_map50_95", "val mAP@0.5:0.95", "-s")]
+    _series(
+        axes[2], history, maps + [("val_precision", "val precision", ":"), ("val_recall", "val recall", ":")], "val mAP"
+    )
+    axes[2].set_ylim(0, 1)
+    _series(axes[3], history, [("lr", "lr", "-o")], "learning rate (epoch start)")
+    fig.tight_layout()
+    return fig
+
+
+def detection_curves_section(run_dir: Path) -> str:
+    history = read_metrics(run_dir)
+    if not history:
+        raise SectionMissing("no metrics.jsonl in the run folder: no epoch finished")
+    caption = (
+        "loss and its parts, validation mAP per epoch; val loss rising while train loss falls is overfitting, "
+        "a val mAP still climbing at the last epoch says train longer"
+    )
+    return H.figure(figure_png(detection_curves_figure(history)), caption, "plot")
+
+
+def detection_evaluation_section(scored: DetectionSplit) -> str:
+    from cnnlab.viz.detection import pr_curve_png
+
+    report = scored.report
+    numbers = [
+        ("mAP@0.5", report.map50),
+        ("mAP@0.5:0.95", report.map50_95),
+        ("VOC mAP@0.5", report.voc_map50),
+        (f"precision @{report.score_threshold:g}", report.precision),
+        (f"recall @{report.score_threshold:g}", report.recall),
+    ]
+    summary = "".join(f"<span>{H.escape(k)} <b>{v:.4f}</b></span>" for k, v in numbers)
+    boxes = sum(len(t["labels"]) for t in scored.targets)
+    curves = H.figure(
+        pr_curve_png(report), f"precision–recall per class at IoU 0.5; {len(scored.targets):,} images", "plot"
+    )
+    rows = [
+        (name, *(_ap(row.get(k)) for k in ("ap50", "ap50_95")), row.get("ground_truth"), row.get("predictions"))
+        for name, row in report.per_class.items()
+    ]
+    table = H.table(["class", "AP@0.5", "AP@0.5:0.95", "true boxes", "detections (conf ≥ 0.001)"], rows)
+    intro = H.paragraph(f"{boxes:,} true boxes; mAP counts every detection down to confidence 0.001 (as COCO does).")
+    return f'<p class="metrics">{summary}</p>{intro}<div class="columns">{curves}{table}</div>'
+
+
+def _ap(value: Any) -> Any:
+    """An AP for the table: None (shown —) for a class without ground truth (NaN)."""
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+def detection_boxes_section(run: LoadedRun, pictured: DetectionSplit, count: int) -> str:
+    from cnnlab.viz.detection import detection_grid_png
+
+    if count <= 0:
+        raise SectionMissing(f"{count} images asked for")
+    indices = list(range(min(count, len(pictured.targets))))
+    if not indices:
+        raise SectionMissing(f"the {pictured.split} split is empty")
+    images = pictured.imageset.load(indices) if hasattr(pictured.imageset, "load") else pictured.imageset.images
+    shown = []
+    for index in indices:
+        prediction = pictured.predictions[index]
+        keep = prediction["scores"] >= PICTURE_SCORE
+        shown.append({key: value[keep] for key, value in prediction.items()})
+    png = detection_grid_png(
+        [images[i] for i in range(len(indices))],
+        shown,
+        [pictured.targets[i] for i in indices],
+        list(run.classes),
+        columns=4,
+    )
+    caption = (
+        f"the first {len(indices)} images of the {pictured.split} split: true boxes in green, detections with "
+        f"confidence ≥ {PICTURE_SCORE:g} in class colours with class and score"
+    )
+    return H.figure(png, caption, "plot")
