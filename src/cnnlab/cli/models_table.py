@@ -1,6 +1,6 @@
 """`cnnlab models`' rows, written by `python -m cnnlab.cli.models_cmd` (do not edit by hand)."""
 
-SOURCE_HASH = "61bcd5daa3e0d457"
+SOURCE_HASH = "d42bb54b0aeca833"
 
 MODELS = [
     {
@@ -178,5 +178,24 @@ MODELS = [
         "default_input": [3, 224, 224],
         "default_classes": 1000,
         "paper": "Simonyan & Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image Recognition",
+    },
+    {
+        "name": "yolo_grid",
+        "params": 12979133,
+        "macs": 3881292800,
+        "default_input": [3, 320, 320],
+        "default_classes": 20,
+        "paper": (
+            "Redmon & Farhadi 2017 (YOLO9000: anchors by k-means, batch norm); Zheng et al. 2020 (CIoU loss); "
+            "YOLOv5's cell-neighbour assignment"
+        ),
+    },
+    {
+        "name": "yolo_v1",
+        "params": 21303806,
+        "macs": 7579335680,
+        "default_input": [3, 448, 448],
+        "default_classes": 20,
+        "paper": "Redmon et al. 2016, You Only Look Once: Unified, Real-Time Object Detection (CVPR)",
     },
 ]
