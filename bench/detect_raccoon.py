@@ -1,6 +1,7 @@
 """Raccoon: cnnlab's grid detector beside Ultralytics YOLOv8n, from scratch, same split, size, batch and CPU time.
 
-    pip install .[bench]                                     # ultralytics (installed with --no-deps, see below)
+    pip install --no-deps ultralytics ultralytics-thop -c constraints/ci.txt   # keeps torch/torchvision/numpy
+    pip install "opencv-python-headless<5" polars psutil -c constraints/ci.txt  # what it imports and lacks here
     python bench/detect_raccoon.py --minutes 25              # both contenders, 25 minutes of training each
     python bench/detect_raccoon.py --minutes 25 --only cnnlab --epochs 60 \\
         --cnnlab-args "--augment flip=true,scale=0.3,translate=0.1,jitter=0.3,mosaic=0.5"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_convert, complete_box_iou_loss
+from torchvision.ops import box_convert, complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
 
 from cnnlab.tasks.detection.boxes import wh_iou
 
@@ -104,6 +104,9 @@ class YoloV1Loss:
         return parts["box"] + parts["objectness"] + parts["class"], parts
 
 
+BOX_LOSSES = {"ciou": complete_box_iou_loss, "diou": distance_box_iou_loss, "giou": generalized_box_iou_loss}
+
+
 # -- the modern grid detector -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GridLoss:
@@ -121,6 +124,7 @@ class GridLoss:
     anchor_ratio: float = 4.0
     box_gain: float = 0.05 * 3
     neighbours: bool = True
+    box_loss: str = "ciou"  # or "diou", "giou" (Rezatofighi et al. 2019): the ablation in bench/detect_ablation.py
 
     @property
     def obj_gain(self) -> float:
@@ -170,11 +174,11 @@ class GridLoss:
         if len(image):
             p = out[image, anc, row, col]
             pxy = p[:, :2].sigmoid() * 2 - 0.5
-            pwh = (p[:, 2:4].sigmoid() * 2) ** 2 * (self.anchors.to(out.device)[anc] / stride)
+            # A saturated sigmoid gives an exactly zero side, and CIoU's aspect term atan(w / h) is then 0 / 0.
+            pwh = ((p[:, 2:4].sigmoid() * 2) ** 2 * (self.anchors.to(out.device)[anc] / stride)).clamp(min=1e-4)
             pred = box_convert(torch.cat([pxy, pwh], 1), "cxcywh", "xyxy")
             true = box_convert(tbox, "cxcywh", "xyxy")
-            ciou_loss = complete_box_iou_loss(pred, true, reduction="none")
-            box_loss = ciou_loss.mean()
+            box_loss = BOX_LOSSES[self.box_loss](pred, true, reduction="mean")
             with torch.no_grad():
                 iou = elementwise_iou(pred, true).clamp(min=0)
                 order = iou.argsort()  # several positives on one cell: the best IoU is written last and kept

@@ -24,7 +24,7 @@ from cnnlab.models.yolo import DETECTORS, YoloGrid, YoloV1
 from cnnlab.tasks import register_task
 from cnnlab.tasks.base import StepContext, StepOutput, Task
 from cnnlab.tasks.detection.boxes import kmeans_anchors, mean_best_iou
-from cnnlab.tasks.detection.losses import GridLoss, YoloV1Loss
+from cnnlab.tasks.detection.losses import BOX_LOSSES, GridLoss, YoloV1Loss
 from cnnlab.tasks.detection.postprocess import Selection, decode_grid, decode_yolo_v1, select
 
 DIGITS = ("digits",)  # the generated data set: 1-4 MNIST digits per canvas (cnnlab.data.synthetic)
@@ -40,6 +40,8 @@ class DetectionOptions:
     test_split: the fraction held out for the test split when the data has no split of its own.
     skip_invalid: skip bad boxes/images (counted, listed in the run's skipped.txt) instead of stopping.
     anchors: anchors k-means fits to the training boxes for yolo_grid.
+    neighbours / box_loss: yolo_grid's assignment to the two neighbouring cells too, and its box loss (ciou,
+        diou or giou); the defaults are what bench/detect_ablation.py measured best.
     conf_threshold / nms_iou / max_detections: what `detect predict` reports (evaluation keeps conf >= 0.001).
     """
 
@@ -47,6 +49,8 @@ class DetectionOptions:
     test_split: float = 0.2
     skip_invalid: bool = False
     anchors: int = 5
+    neighbours: bool = True
+    box_loss: str = "ciou"
     conf_threshold: float = 0.25
     nms_iou: float = 0.5
     max_detections: int = 100
@@ -70,9 +74,14 @@ class DetectionOptions:
                 raise ConfigError(
                     f"config field 'task_options.{name}' must be {what} in [{low}, {high}], got {value!r}"
                 )
-        if not isinstance(self.skip_invalid, bool):
+        for name in ("skip_invalid", "neighbours"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"config field 'task_options.{name}' must be true or false, got {getattr(self, name)!r}"
+                )
+        if self.box_loss not in BOX_LOSSES:
             raise ConfigError(
-                f"config field 'task_options.skip_invalid' must be true or false, got {self.skip_invalid!r}"
+                f"config field 'task_options.box_loss' must be one of {', '.join(BOX_LOSSES)}, got {self.box_loss!r}"
             )
 
 
@@ -237,7 +246,7 @@ class DetectionTask(Task):
         x = context.prepare(images.to(context.device, non_blocking=True))
         with context.autocast():
             out = model(x)
-        loss, parts = loss_for(model)(out, targets)
+        loss, parts = loss_for(model, self.options)(out, targets)
         n = len(targets)
         sums = {"loss": loss.detach() * n, **{f"{k}_loss": v.detach() * n for k, v in parts.items()}}
         return StepOutput(loss, n, sums, out)
@@ -247,7 +256,7 @@ class DetectionTask(Task):
         x = context.prepare(images.to(context.device, non_blocking=True))
         with context.autocast():
             out = model(x)
-        loss, parts = loss_for(model)(out, targets)
+        loss, parts = loss_for(model, self.options)(out, targets)
         n = len(targets)
         losses = torch.stack([loss, *(parts[k] for k in LOSS_PARTS)]).detach().float().cpu().view(1, -1) * n
         predictions = detect(model, out, EVALUATION)
@@ -298,15 +307,23 @@ def detector_of(model: nn.Module) -> YoloV1 | YoloGrid:
     raise ConfigError(f"the detection task needs a yolo_v1 or yolo_grid model, got {type(model).__name__}")
 
 
-def loss_for(model: nn.Module):
+def loss_for(model: nn.Module, options: DetectionOptions):
+    """The detector's loss, built once from its settings (a plain attribute: no state_dict entry)."""
     detector = detector_of(model)
     cached = getattr(detector, "_cnnlab_loss", None)
     if cached is None:
         if isinstance(detector, YoloV1):
             cached = YoloV1Loss(detector.grid, detector.boxes, detector.num_classes, detector.image_size)
         else:
-            cached = GridLoss(detector.anchors.detach().cpu(), detector.num_classes, detector.image_size)
-        object.__setattr__(detector, "_cnnlab_loss", cached)  # not a module attribute: no state_dict entry
+            anchors = detector.anchors.detach().cpu()
+            cached = GridLoss(
+                anchors,
+                detector.num_classes,
+                detector.image_size,
+                neighbours=options.neighbours,
+                box_loss=options.box_loss,
+            )
+        object.__setattr__(detector, "_cnnlab_loss", cached)
     return cached
 
 
