@@ -336,7 +336,7 @@ def _result_line(stdout: str) -> dict | None:
 
 def cnnlab_command(paths: dict[str, str], epochs: int, out: Path, threads: int, seed: int, extra: str) -> list[str]:
     command = [sys.executable, "-m", "cnnlab", "detect", "train", "--data", paths["voc_train"]]
-    command += ["--test-data", paths["voc_test"], "--model", "yolo_grid", "--backbone", "resnet18"]
+    command += ["--test-data", paths["voc_test"], "--config", "detect_raccoon"]  # the packaged recipe
     command += ["--image-size", str(IMAGE_SIZE), "--batch-size", str(BATCH), "--epochs", str(epochs)]
     command += ["--threads", str(threads), "--seed", str(seed), "--device", "cpu", "--no-progress"]
     command += ["--out", str(out), "--overwrite", *shlex.split(extra)]

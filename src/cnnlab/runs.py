@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cnnlab import tasks
-from cnnlab.errors import CnnlabError, RunError
+from cnnlab.errors import CnnlabError, ConfigError, RunError
 from cnnlab.io import load_checkpoint
 from cnnlab.runfiles import (  # noqa: F401  (re-exported: commands read run files through cnnlab.runs)
     PATH_FIELDS,
@@ -99,6 +99,19 @@ def writing(path: str | Path) -> Iterator[None]:
 
 
 # -- the model back from a run folder -------------------------------------------------------------------------
+
+
+# The command that does for a task's runs what a classification command does.
+TASK_COMMANDS = {"detection": {"evaluate": "cnnlab detect evaluate", "predict": "cnnlab detect predict"}}
+
+
+def require_classification(run: LoadedRun, command: str) -> None:
+    """Refuse, in one line naming the right command, a run of another task given to a classification command."""
+    name = run.task.name if run.task is not None else "classification"
+    if name != "classification":
+        other = TASK_COMMANDS.get(name, {}).get(command)
+        hint = f"; use `{other} {run.run_dir}`" if other else ""
+        raise ConfigError(f"{run.run_dir}: a {name} run, which `cnnlab {command}` does not handle{hint}")
 
 
 def run_task(meta: dict[str, Any]) -> tasks.Task:

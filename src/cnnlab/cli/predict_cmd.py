@@ -17,7 +17,7 @@ import sys
 from cnnlab.device import resolve_device
 from cnnlab.errors import ConfigError
 from cnnlab.evaluate.predict import Prediction, predict_files
-from cnnlab.runs import load_run
+from cnnlab.runs import load_run, require_classification
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1 (labels per image), got {args.top_k}")
     loaded = load_run(args.run, args.checkpoint, device=resolve_device("auto"))
+    require_classification(loaded, "predict")
     if args.top_k > len(loaded.classes):
         count = len(loaded.classes)
         print(

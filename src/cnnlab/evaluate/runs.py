@@ -7,7 +7,15 @@ from pathlib import Path
 from cnnlab.device import resolve_device
 from cnnlab.errors import ConfigError, DataError, RunError
 from cnnlab.io import atomic_write_json
-from cnnlab.runs import LoadedRun, check_output_file, check_run_data, load_run, read_run_config, writing
+from cnnlab.runs import (
+    LoadedRun,
+    check_output_file,
+    check_run_data,
+    load_run,
+    read_run_config,
+    require_classification,
+    writing,
+)
 from cnnlab.tasks.classification.metrics import ClassificationReport, classification_report, collect_logits
 
 
@@ -67,6 +75,7 @@ def evaluate_run(
 
     device = resolve_device("auto")
     run = load_run(run_dir, device=device)
+    require_classification(run, "evaluate")
     json_target, png_target = run.run_dir / f"evaluation_{split}.json", run.run_dir / f"confusion_matrix_{split}.png"
     for target in (json_target, png_target):  # refused before the (long) evaluation, not after it
         check_output_file(target)

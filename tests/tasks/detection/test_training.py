@@ -19,7 +19,7 @@ def test_grid_detector_learns_digit_scenes(tmp_path, digit_splits):
         model_options=SMALL_MODEL_OPTIONS,
         data="digits",
         epochs=6,
-        batch_size=32,
+        batch_size=16,
         augment={"scale": 0.1, "translate": 0.05},
         threads=2,
         quiet=True,
