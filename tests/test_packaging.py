@@ -25,7 +25,15 @@ from cnnlab.train import TrainConfig
 REPO = Path(__file__).resolve().parents[1]
 MNIST_FILES = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz"]
 MNIST_FILES += ["train-labels-idx1-ubyte.gz"]
-EXAMPLES = ["custom_net", "detect_digits", "detect_raccoon", "lenet5_mnist", "lenet5_modern_mnist", "resnet20_cifar10"]
+EXAMPLES = [
+    "custom_net",
+    "detect_digits",
+    "detect_raccoon",
+    "faces_olivetti",
+    "lenet5_mnist",
+    "lenet5_modern_mnist",
+    "resnet20_cifar10",
+]
 
 
 def _pyproject() -> dict:

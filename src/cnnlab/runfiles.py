@@ -190,14 +190,17 @@ def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
     return check_run_meta(read_json_file(path), path)
 
 
-def _check_per_class(per_class: dict[str, Any], path: Path, split: str) -> None:
-    """A detection run's per-class scores (class name -> {"ap50": ..., ...}): every leaf a number."""
-    for name, scores in per_class.items():
-        if not isinstance(scores, dict):
-            raise RunError(f"{path}: {split}.per_class.{name} must be a mapping of metrics, got {_shown(scores)}")
-        for metric, value in scores.items():
-            if value is not None and not _is_number(value):
-                raise RunError(f"{path}: {split}.per_class.{name}.{metric} must be a number, got {_shown(value)}")
+def _check_scores(value: Any, path: Path, where: str) -> None:
+    """A split's scores: numbers (or null, true/false), nested mappings of them (detection's per-class APs, a
+    faces run's verification and identification blocks), and lists of notes (strings)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_scores(item, path, f"{where}.{key}")
+    elif isinstance(value, list):
+        if not all(isinstance(item, str) for item in value):
+            raise RunError(f"{path}: {where} must be a list of notes, got {_shown(value)}")
+    elif value is not None and not isinstance(value, bool) and not _is_number(value):
+        raise RunError(f"{path}: {where} must be a number, got {_shown(value)}")
 
 
 def _check_results(results: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -210,11 +213,7 @@ def _check_results(results: dict[str, Any], path: Path) -> dict[str, Any]:
             continue
         if not isinstance(scores, dict):
             raise RunError(f"{path}: field {name!r} must be a mapping of metrics, got {_shown(scores)}")
-        for metric, value in scores.items():
-            if metric == "per_class" and isinstance(value, dict):
-                _check_per_class(value, path, name)
-            elif value is not None and not _is_number(value):
-                raise RunError(f"{path}: {name}.{metric} must be a number, got {_shown(value)}")
+        _check_scores(scores, path, name)
     for key in ("best_epoch", "epochs_run"):
         if results.get(key) is not None and not _is_positive_int(results[key]):
             raise RunError(f"{path}: field {key!r} must be a positive integer, got {_shown(results[key])}")

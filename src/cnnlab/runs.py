@@ -102,7 +102,10 @@ def writing(path: str | Path) -> Iterator[None]:
 
 
 # The command that does for a task's runs what a classification command does.
-TASK_COMMANDS = {"detection": {"evaluate": "cnnlab detect evaluate", "predict": "cnnlab detect predict"}}
+TASK_COMMANDS = {
+    "detection": {"evaluate": "cnnlab detect evaluate", "predict": "cnnlab detect predict"},
+    "faces": {"evaluate": "cnnlab faces evaluate", "predict": "cnnlab faces identify"},
+}
 
 
 def require_classification(run: LoadedRun, command: str) -> None:
@@ -124,13 +127,22 @@ def _rebuild(meta: dict[str, Any], path: Path) -> tuple[tasks.Task, nn.Module, n
     """The task, the (untrained) model and the preprocessing that run.json describes; its faults name it."""
     try:
         task = run_task(meta)
-        return task, task.build_model(meta["model"], meta), task.preprocess_from_meta(meta)
+        return task, task.build_model(_without_start_weights(meta["model"]), meta), task.preprocess_from_meta(meta)
     except KeyError as error:
         raise RunError(f"{path}: missing field {error.args[0]!r}; the file is damaged") from error
     except CnnlabError as error:
         raise RunError(f"{path}: {error}") from error
     except (TypeError, ValueError, IndexError, RuntimeError) as error:
         raise RunError(f"{path}: cannot rebuild the model ({type(error).__name__}: {error})") from error
+
+
+def _without_start_weights(spec: dict[str, Any]) -> dict[str, Any]:
+    """The model spec without the weight file training started from: the checkpoint holds the trained weights,
+    and that file may be gone by now."""
+    options = spec.get("options") if isinstance(spec, dict) else None
+    if not isinstance(options, dict) or "backbone_weights" not in options:
+        return spec
+    return {**spec, "options": {k: v for k, v in options.items() if k != "backbone_weights"}}
 
 
 def _load_weights(model: nn.Module, state: dict[str, Any], path: Path, meta_path: Path) -> None:

@@ -18,7 +18,7 @@ DEFAULT_SIDE = 32
 # The VGGs and the paper AlexNet spend a second or two in N(0, 0.01) init of ~100M fc weights; they are built once,
 # at the non-default channel count. Their default-channel forward is covered by the torchvision comparisons.
 # The detectors (yolo_v1, yolo_grid) output grids, not class logits: tests/models/test_yolo.py covers them.
-CLASSIFIERS = [name for name in list_models() if not name.startswith("yolo")]
+CLASSIFIERS = [name for name in list_models() if not name.startswith(("yolo", "face_"))]
 SLOW_TO_BUILD = {name for name in list_models() if name.startswith("vgg")} | {"alexnet_paper"}
 
 

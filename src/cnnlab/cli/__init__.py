@@ -32,6 +32,7 @@ COMMANDS = {
     "filters": ("filters_cmd", "first-layer filters as an image grid"),
     "report": ("report_cmd", "one self-contained HTML report of a run"),
     "detect": ("detect_cmd", "object detection: train, evaluate and predict with grid detectors (YOLO-style)"),
+    "faces": ("faces_cmd", "face recognition: train an embedder, evaluate, enroll, identify and verify"),
     "export": ("export_cmd", "export a run's model to ONNX or TorchScript"),
     "examples": ("examples_cmd", "list the example configs shipped with cnnlab (train one with --config NAME)"),
 }

@@ -94,6 +94,12 @@ def _print_results(result: FitResult) -> None:
         f"best epoch: {result.results['best_epoch']} of {result.results['epochs_run']}  "
         f"train time: {result.results['train_seconds']:.1f}s"
     )
+    if "verification" in scores:  # faces: the report, then the EER last
+        from cnnlab.cli.faces_cmd import format_face_report
+
+        print(format_face_report(scores))
+        print(f"{split} verification EER: {scores['verification']['eer']:.4f}")
+        return
     if "map50" in scores:  # detection: the headline last, as `cnnlab train` prints accuracy last
         print(f"{split} mAP@0.5:0.95: {scores['map50_95']:.4f}")
         print(f"{split} mAP@0.5: {scores['map50']:.4f}")

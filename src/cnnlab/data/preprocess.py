@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,6 +41,17 @@ class Preprocess(nn.Module):
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+    def to_meta(self) -> dict[str, Any]:
+        """The mean/std this applies, as run.json keeps them (plain floats, per channel)."""
+        std = (1.0 / self.scale).flatten()
+        return {"normalization": {"mean": (-self.shift.flatten() * std).tolist(), "std": std.tolist()}}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], channels_last: bool = False) -> Preprocess:
+        """The inverse of `to_meta`: what evaluate, predict, export and serve rebuild from run.json."""
+        norm = meta["normalization"]
+        return cls(norm["mean"], norm["std"], channels_last)
 
 
 def read_images(paths: Sequence[str | Path], channels: int, size: tuple[int, int]) -> torch.Tensor:

@@ -255,6 +255,8 @@ def build_facts(
         model = _build_model(meta)
     parameters = meta.get("parameters") or (capacity.count_parameters(model) if model is not None else None)
     has_val = curves.has_metric(history, "val_accuracy") or curves.has_metric(history, "val_loss")
+    # A task validated by other metrics (a faces run's val_auc) still has the best epoch its monitor chose.
+    has_val = has_val or curves.has_metric(history, str(meta.get("monitor") or "-"))
     monitor = _monitor(config, has_val, meta.get("monitor"))
     shape = meta.get("input_shape")
     return RunFacts(

@@ -15,7 +15,7 @@ from cnnlab.diagnose import curves, remedies
 from cnnlab.diagnose.facts import RunFacts
 from cnnlab.diagnose.findings import Finding
 from cnnlab.diagnose.prescribe import make_finding
-from cnnlab.diagnose.rules_fit import STILL_IMPROVING, Variance, variance
+from cnnlab.diagnose.rules_fit import STILL_IMPROVING, Variance, loss_turn_evidence, variance
 
 DETECTION = frozenset({"detection"})
 # A detector still gaining 1 point of val mAP@0.5 per epoch at the end was stopped while learning.
@@ -114,17 +114,7 @@ def _variance_sentences(facts: RunFacts, v: Variance) -> tuple[dict[str, Any], l
         f"in epoch {facts.best_epoch}."
     ]
     if v.loss_turned and v.turn:
-        turn = v.turn
-        evidence.update(
-            val_loss_min_epoch=curves.epoch_of(facts.history, int(turn["index"])),
-            val_loss_min=turn["val_loss_min"],
-            val_loss_rise=turn["val_rise"],
-            train_loss_fall=turn["train_fall"],
-        )
-        sentences.append(
-            f"Validation loss bottomed at {turn['val_loss_min']:.4f} in epoch {evidence['val_loss_min_epoch']} and "
-            f"then rose {100 * turn['val_rise']:.1f}% while training loss fell {100 * turn['train_fall']:.1f}%."
-        )
+        sentences.append(loss_turn_evidence(facts, v, evidence, digits=4))
     return evidence, sentences
 
 

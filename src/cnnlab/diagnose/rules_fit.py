@@ -162,18 +162,23 @@ def _variance_evidence(facts: RunFacts, v: Variance) -> tuple[dict[str, Any], li
         evidence["gap_opened_epoch"] = curves.epoch_of(facts.history, v.opened_index)
         sentences.append(f"The gap has stayed above {_points(v.threshold)} since epoch {evidence['gap_opened_epoch']}.")
     if v.loss_turned:
-        turn = v.turn
-        evidence.update(
-            val_loss_min_epoch=curves.epoch_of(facts.history, int(turn["index"])),
-            val_loss_min=turn["val_loss_min"],
-            val_loss_rise=turn["val_rise"],
-            train_loss_fall=turn["train_fall"],
-        )
-        sentences.append(
-            f"Validation loss bottomed at {turn['val_loss_min']:.3f} in epoch {evidence['val_loss_min_epoch']} and "
-            f"then rose {_percent(turn['val_rise'])} while training loss fell {_percent(turn['train_fall'])}."
-        )
+        sentences.append(loss_turn_evidence(facts, v, evidence, digits=3))
     return evidence, sentences
+
+
+def loss_turn_evidence(facts: RunFacts, v: Variance, evidence: dict[str, Any], digits: int) -> str:
+    """Where validation loss bottomed and how far it rose since: added to `evidence`, told as one sentence."""
+    turn = v.turn
+    evidence.update(
+        val_loss_min_epoch=curves.epoch_of(facts.history, int(turn["index"])),
+        val_loss_min=turn["val_loss_min"],
+        val_loss_rise=turn["val_rise"],
+        train_loss_fall=turn["train_fall"],
+    )
+    return (
+        f"Validation loss bottomed at {turn['val_loss_min']:.{digits}f} in epoch {evidence['val_loss_min_epoch']} "
+        f"and then rose {_percent(turn['val_rise'])} while training loss fell {_percent(turn['train_fall'])}."
+    )
 
 
 def high_variance(facts: RunFacts) -> Finding | None:

@@ -28,6 +28,7 @@ def register_task(cls: type[Task]) -> type[Task]:
 def _ensure_loaded() -> None:
     import cnnlab.tasks.classification  # noqa: F401  (registers itself)
     import cnnlab.tasks.detection.task  # noqa: F401
+    import cnnlab.tasks.faces.task  # noqa: F401
 
 
 def list_tasks() -> list[str]:

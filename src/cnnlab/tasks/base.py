@@ -156,6 +156,12 @@ class Task:
     def validation_metrics(self, outputs: Any, targets: Any, meta: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
 
+    def calibrate(self, outputs: Any, targets: Any, meta: dict[str, Any]) -> dict[str, Any]:
+        """Settings chosen on the validation split after training and applied unchanged to test (a face
+        verification threshold, a clinical operating point); results.json keeps them as `calibration` and
+        `test_report` finds them in `meta["calibration"]`. Default: none."""
+        return {}
+
     def test_report(self, outputs: Any, targets: Any, meta: dict[str, Any]) -> dict[str, Any]:
         """The test metrics results.json records (default: the validation metrics)."""
         return self.validation_metrics(outputs, targets, meta)

@@ -10,7 +10,7 @@ import torch
 
 from cnnlab.errors import TrainingDiverged
 from cnnlab.io import atomic_write_json
-from cnnlab.tasks.base import collect
+from cnnlab.tasks.base import Task, collect
 from cnnlab.train import callbacks as cb
 from cnnlab.train.build import TrainingRun, build_run, resume_config
 from cnnlab.train.config import TrainConfig
@@ -69,11 +69,14 @@ def evaluate(run: TrainingRun) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if run.is_main:
         split_name = next(name for name in ("test", "val", "train") if getattr(data, name, None) is not None)
+        calibration = _calibrate(run)
         batches = run.task.eval_batches(getattr(data, split_name), run.config.eval_batch_size)
         outputs, targets = collect(run.task, run.model, batches, run.context)
         history = trainer.history
+        meta = {**run.meta, "calibration": calibration} if calibration else run.meta
         results = {
-            split_name: run.task.test_report(outputs, targets, run.meta),
+            split_name: run.task.test_report(outputs, targets, meta),
+            **({"calibration": calibration} if calibration else {}),
             "evaluated_split": split_name,
             "best_epoch": trainer.restored_epoch,
             "epochs_run": len(history),
@@ -86,6 +89,15 @@ def evaluate(run: TrainingRun) -> dict[str, Any]:
     if run.distributed is not None:
         results = run.distributed.broadcast(results)
     return results
+
+
+def _calibrate(run: TrainingRun) -> dict[str, Any]:
+    """What the task chooses on the validation split with the restored weights ({} without a val split)."""
+    if getattr(run.data, "val", None) is None or type(run.task).calibrate is Task.calibrate:
+        return {}
+    batches = run.task.eval_batches(run.data.val, run.config.eval_batch_size)
+    outputs, targets = collect(run.task, run.model, batches, run.context)
+    return run.task.calibrate(outputs, targets, run.meta)
 
 
 def fit(

@@ -133,6 +133,10 @@ def write_report(
     if run.task is not None and run.task.name == "detection":
         makers = detection_makers(run, split, data, examples=mistakes)
         return _write_page(run, path, makers, started)
+    if run.task is not None and run.task.name == "faces":
+        from cnnlab.viz.report_faces import faces_makers
+
+        return _write_page(run, path, faces_makers(run, split, data), started)
     predictions, data_problem = _evaluate_first_available(run, [split] if split else ["test", "val"], data)
     evaluated = predictions.split if predictions else split or "test"
     makers: list[tuple[str, str, Callable[[], str]]] = [

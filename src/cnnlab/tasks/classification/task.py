@@ -65,12 +65,10 @@ class ClassificationTask(Task):
         return Preprocess(normalizer.mean, normalizer.std, self.channels_last)
 
     def preprocess_meta(self, preprocess: Preprocess) -> dict[str, Any]:
-        std = (1.0 / preprocess.scale).flatten()
-        return {"normalization": {"mean": (-preprocess.shift.flatten() * std).tolist(), "std": std.tolist()}}
+        return preprocess.to_meta()
 
     def preprocess_from_meta(self, meta: dict[str, Any]) -> Preprocess:
-        norm = meta["normalization"]
-        return Preprocess(norm["mean"], norm["std"])
+        return Preprocess.from_meta(meta)
 
     def reference_loss(self, meta: dict[str, Any]) -> float:
         """ln K: the cross-entropy of a uniform guess, where a freshly initialised classifier starts."""

@@ -221,12 +221,10 @@ class DetectionTask(Task):
         return Preprocess(normalizer.mean, normalizer.std)
 
     def preprocess_meta(self, preprocess: Preprocess) -> dict[str, Any]:
-        std = (1.0 / preprocess.scale).flatten()
-        return {"normalization": {"mean": (-preprocess.shift.flatten() * std).tolist(), "std": std.tolist()}}
+        return preprocess.to_meta()
 
     def preprocess_from_meta(self, meta: dict[str, Any]) -> Preprocess:
-        norm = meta["normalization"]
-        return Preprocess(norm["mean"], norm["std"])
+        return Preprocess.from_meta(meta)
 
     # -- batches ------------------------------------------------------------------------------------------------
     def build_augment(self, config: Any):
@@ -241,22 +239,23 @@ class DetectionTask(Task):
         return DetectionBatches(split, min(batch_size, 64))
 
     # -- steps --------------------------------------------------------------------------------------------------
-    def training_step(self, model: nn.Module, batch, context: StepContext) -> StepOutput:
+    def _forward(self, model: nn.Module, batch, context: StepContext):
+        """Raw head output, total loss and its parts for one batch (training and evaluation alike)."""
         images, targets = batch
         x = context.prepare(images.to(context.device, non_blocking=True))
         with context.autocast():
             out = model(x)
         loss, parts = loss_for(model, self.options)(out, targets)
+        return out, loss, parts, targets
+
+    def training_step(self, model: nn.Module, batch, context: StepContext) -> StepOutput:
+        out, loss, parts, targets = self._forward(model, batch, context)
         n = len(targets)
         sums = {"loss": loss.detach() * n, **{f"{k}_loss": v.detach() * n for k, v in parts.items()}}
         return StepOutput(loss, n, sums, out)
 
     def evaluation_step(self, model: nn.Module, batch, context: StepContext):
-        images, targets = batch
-        x = context.prepare(images.to(context.device, non_blocking=True))
-        with context.autocast():
-            out = model(x)
-        loss, parts = loss_for(model, self.options)(out, targets)
+        out, loss, parts, targets = self._forward(model, batch, context)
         n = len(targets)
         losses = torch.stack([loss, *(parts[k] for k in LOSS_PARTS)]).detach().float().cpu().view(1, -1) * n
         predictions = detect(model, out, EVALUATION)

@@ -1,0 +1,1 @@
+"""Faces: detect, embed, enroll, identify and verify people."""
