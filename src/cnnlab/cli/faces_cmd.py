@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     identify.add_argument("images", nargs="+", metavar="IMG", help="face images to identify")
     identify.add_argument("--top", type=int, default=5, metavar="K", help="matches to list (default 5)")
     identify.add_argument("--threshold", type=float, help="cosine score below which a face is unknown")
-    identify.add_argument("--index", choices=["exact", "faiss"], default="exact", help="search method")
+    identify.add_argument(
+        "--index", choices=["exact", "faiss", "faiss-ivf"], default="exact", help="search (faiss needs faiss-cpu)"
+    )
     identify.add_argument("--json", action="store_true", help="print the matches as JSON")
 
     verify = commands.add_parser("verify", help="are two faces the same person?")
@@ -226,10 +228,10 @@ def _image_files(items: list[str]) -> list[Path]:
     return image_files(items)
 
 
-def _open_gallery(path: str, face_run, create: bool):
+def _open_gallery(path: str, face_run, create: bool, index: str = "exact"):
     from cnnlab.tasks.faces.gallery import Gallery
 
-    return Gallery(path, model_id=face_run.fingerprint, dim=face_run.dim, create=create)
+    return Gallery(path, model_id=face_run.fingerprint, dim=face_run.dim, create=create, index=index)
 
 
 def _enroll(args: argparse.Namespace) -> int:
@@ -255,10 +257,10 @@ def _identify(args: argparse.Namespace) -> int:
     threshold = args.threshold if args.threshold is not None else face_run.require_threshold()
     files = _image_files(args.images)
     embeddings, kept, _ = face_run.embed_files(files)
-    with _open_gallery(args.gallery, face_run, create=False) as gallery:
+    with _open_gallery(args.gallery, face_run, create=False, index=args.index) as gallery:
         if len(gallery) == 0:
             raise ConfigError(f"{args.gallery}: the gallery is empty; enroll people first (cnnlab faces enroll)")
-        found = gallery.identify(embeddings, top_k=args.top, index=args.index)
+        found = gallery.identify(embeddings, top_k=args.top)
     answers = [_identity(path, matches, threshold) for path, matches in zip(kept, found)]
     if args.json:
         print(json.dumps(answers[0] if len(answers) == 1 else answers, indent=2))
@@ -310,7 +312,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from cnnlab.tasks.faces.gallery import Gallery
 
-    with Gallery.open_existing(args.gallery) as gallery:
+    with Gallery.open(args.gallery) as gallery:
         people = gallery.people()
     if args.json:
         print(json.dumps([{"name": n, "images": c} for n, c in people], indent=2))
@@ -329,7 +331,7 @@ def _list(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from cnnlab.tasks.faces.gallery import Gallery
 
-    with Gallery.open_existing(args.gallery) as gallery:
+    with Gallery.open(args.gallery) as gallery:
         removed = gallery.remove(args.name)
     print(f"removed {args.name} ({removed} image{'s' * (removed != 1)}) from {args.gallery}")
     return 0

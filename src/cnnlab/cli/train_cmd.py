@@ -62,7 +62,7 @@ def run_training(args: argparse.Namespace, extra: dict | None = None) -> int:
             return launch(nproc, _without_nproc(getattr(args, "argv", [])))
         except KeyboardInterrupt:  # Ctrl-C reached the workers too: rank 0 alone prints how to resume
             return 130
-    overrides = deep_merge(overrides_from_args(args, TrainConfig), extra or {})
+    overrides = deep_merge(_parsed_mappings(overrides_from_args(args, TrainConfig), extra or {}), extra or {})
     if args.resume:
         config = resume_config(args.resume, overrides)
     else:
@@ -80,6 +80,22 @@ def run_training(args: argparse.Namespace, extra: dict | None = None) -> int:
         return 0  # rank 0 alone reports
     _print_results(result)
     return 0
+
+
+MERGED_MAPPINGS = ("task_options", "model_options")
+
+
+def _parsed_mappings(overrides: dict, extra: dict) -> dict:
+    """`--task-options a=1` and `--model-options` add to (or change) the config's options, and to those a command
+    sets itself (`cnnlab faces train --image-size 64`), instead of replacing them whole: parsed here, they merge."""
+    from cnnlab.config import parse_mapping
+
+    return {
+        key: parse_mapping(value)
+        if isinstance(value, str) and (key in MERGED_MAPPINGS or isinstance(extra.get(key), dict))
+        else value
+        for key, value in overrides.items()
+    }
 
 
 def _is_main_process() -> bool:
