@@ -1,6 +1,6 @@
 """Face gallery speed as it grows: identify with the in-memory matrix against faiss, 10 k to 1 M embeddings.
 
-    python bench/face_gallery.py                        # 10 k, 100 k and 1 M embeddings: ~5 min on 2 idle cores
+    python bench/face_gallery.py                        # 10 k, 100 k and 1 M: ~1.5 min on 2 cores, ~3 GB at 1 M
     python bench/face_gallery.py --sizes 10000          # a smoke test
 
 Synthetic on purpose (speed, not accuracy): random unit 128-d embeddings, 10 per person, so a gallery of N
@@ -14,7 +14,7 @@ a time (p50 over --queries, contenders interleaved A B B A so that load drift ca
 queries (median of 3); then per-person enroll transactions (each one committed and fsync'd) and the first
 identify after them (the matrix takes the new rows without a reload). Contenders: `exact` (one matrix product +
 a per-person max in torch), and with faiss-cpu installed `faiss` (IndexFlatIP, exact) and `faiss-ivf`
-(IndexIVFFlat, sqrt(N) lists, 1/16 probed). Printed, and written to bench/results/face_gallery.json.
+(IndexIVFFlat, sqrt(N) lists, 1/4 probed). Printed, and written to bench/results/face_gallery.json.
 """
 
 from __future__ import annotations

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 import yaml
 
 from cnnlab.cli import main
-from tests.tasks.faces.conftest import olivetti, write_people  # noqa: F401  (olivetti: a fixture)
+from tests.tasks.faces.conftest import write_people
 from tests.tasks.faces.test_task import TINY_BACKBONE
 
 pytestmark = pytest.mark.slow
@@ -110,23 +109,3 @@ def test_one_line_errors(trained, tmp_path, capsys):
 def test_classification_commands_point_to_the_faces_commands(trained, capsys):
     assert main(["evaluate", str(trained / "run")]) != 0
     assert "use `cnnlab faces evaluate" in capsys.readouterr().err
-
-
-def test_photos_are_detected_and_cropped(tmp_path, olivetti):
-    """Uncropped photos (a face on a larger, brighter background, no file extension) go through detection."""
-    pytest.importorskip("cv2")
-    import torch
-    from PIL import Image
-
-    from cnnlab.data.decode import decode_one, read_bytes
-    from cnnlab.tasks.faces.data import CropSettings, crop_files
-
-    face = decode_one(read_bytes(str(olivetti / "s1" / "1.pgm")), "1.pgm")
-    canvas = torch.full((1, 260, 300), 200, dtype=torch.uint8)
-    canvas[:, 70:182, 110:202] = face
-    photo = tmp_path / "photo_without_extension"
-    Image.fromarray(canvas[0].numpy()).save(photo, format="JPEG")
-    crops, kept, skipped = crop_files([str(photo)], CropSettings(64, 3, detect=True, margin=0.2))
-    assert kept == [0] and not skipped and crops.shape == (1, 3, 64, 64)
-    # the crop is the face, not the flat background
-    assert crops.float().std() > 20

@@ -1,6 +1,6 @@
 """`cnnlab models`' rows, written by `python -m cnnlab.cli.models_cmd` (do not edit by hand)."""
 
-SOURCE_HASH = "d42bb54b0aeca833"
+SOURCE_HASH = "c758499bed9bebc2"
 
 MODELS = [
     {
@@ -18,6 +18,17 @@ MODELS = [
         "default_input": [3, 224, 224],
         "default_classes": 1000,
         "paper": "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep Convolutional Neural Networks",
+    },
+    {
+        "name": "face_embedder",
+        "params": 12241728,
+        "macs": 485896192,
+        "default_input": [3, 112, 112],
+        "default_classes": 0,
+        "paper": (
+            "Schroff, Kalenichenko & Philbin 2015 (FaceNet: embeddings, triplet loss); Deng et al. 2019 (ArcFace:"
+            " BN-dropout-FC-BN head, additive angular margin)"
+        ),
     },
     {
         "name": "lenet5",

@@ -1,10 +1,12 @@
 """`face_embedder`: any zoo backbone's features -> an L2-normalised embedding (FaceNet / ArcFace style).
 
 The head is the one ArcFace (Deng et al. 2019, "BN-Dropout-FC-BN", their option E) found best: batch norm on the
-pooled features, dropout, a linear map to `embedding_dim`, batch norm again; the output is L2-normalised so that
-the cosine similarity of two faces is their dot product. Global average pooling keeps the head independent of the
-backbone's feature-map size. The margin head (ArcFace's class weights) is not part of the model: it lives with the
-task's loss and is dropped after training, so the exported model maps a face to its embedding and nothing else.
+last feature map flattened (not averaged: on aligned faces where a feature is, eyes above mouth, says who it is),
+dropout, a linear map to `embedding_dim`, batch norm again; the output is L2-normalised so that the cosine
+similarity of two faces is their dot product. `pool="avg"` averages the map instead (FaceNet-style), which keeps
+the head small and independent of the input size. The margin head (ArcFace's class weights) is not part of the
+model: it lives with the task's loss and is dropped after training, so the exported model maps a face to its
+embedding and nothing else.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.errors import ConfigError
 from cnnlab.models.registry import register_model
 from cnnlab.models.yolo import build_backbone, load_backbone_weights
 
+POOLS = ("flatten", "avg")
 FACE_PAPER = (
     "Schroff, Kalenichenko & Philbin 2015 (FaceNet: embeddings, triplet loss); "
     "Deng et al. 2019 (ArcFace: BN-dropout-FC-BN head, additive angular margin)"
@@ -34,6 +38,7 @@ class FaceEmbedder(nn.Module):
         image_size: int = 112,
         embedding_dim: int = 128,
         dropout: float = 0.2,
+        pool: str = "flatten",
         backbone_weights: str | None = None,
         num_classes: int | None = None,  # the zoo's common keyword; an embedder has no classes
     ) -> None:
@@ -41,12 +46,19 @@ class FaceEmbedder(nn.Module):
         self.backbone = build_backbone(backbone, in_channels, int(image_size))
         if backbone_weights:
             load_backbone_weights(self.backbone, backbone_weights)
-        channels = self.backbone.channels
+        if pool not in POOLS:
+            raise ConfigError(f"model_options.pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        self.pool = pool
+        with torch.no_grad():
+            was = self.backbone.training
+            probe = self.backbone.eval()(torch.zeros(1, in_channels, int(image_size), int(image_size)))
+            self.backbone.train(was)
+        features = probe[0].numel() if pool == "flatten" else probe.shape[1]
         self.embedding_dim = int(embedding_dim)
         self.head = nn.Sequential(
-            nn.BatchNorm1d(channels),
+            nn.BatchNorm1d(features),
             nn.Dropout(dropout),
-            nn.Linear(channels, self.embedding_dim, bias=False),
+            nn.Linear(features, self.embedding_dim, bias=False),
             nn.BatchNorm1d(self.embedding_dim),
         )
 
@@ -54,7 +66,7 @@ class FaceEmbedder(nn.Module):
         return self.backbone(x)
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        pooled = F.adaptive_avg_pool2d(features, 1).flatten(1)
+        pooled = features.flatten(1) if self.pool == "flatten" else F.adaptive_avg_pool2d(features, 1).flatten(1)
         return F.normalize(self.head(pooled), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -109,3 +109,23 @@ def test_person_in_two_splits_is_refused(tmp_path):
         write_people(tmp_path / "data" / split, people=3, images=2)
     with pytest.raises(DataError, match="is in both (train/ and test/|test/ and train/)"):
         load_face_data(_config(tmp_path / "data"), FacesOptions(image_size=16, detect=False))
+
+
+def test_photos_are_detected_and_cropped(tmp_path, olivetti):
+    """Uncropped photos (a face on a larger, brighter background, no file extension) go through detection."""
+    pytest.importorskip("cv2")
+    import torch
+    from PIL import Image
+
+    from cnnlab.data.decode import decode_one, read_bytes
+    from cnnlab.tasks.faces.data import CropSettings, crop_files
+
+    face = decode_one(read_bytes(str(olivetti / "s1" / "1.pgm")), "1.pgm")
+    canvas = torch.full((1, 260, 300), 200, dtype=torch.uint8)
+    canvas[:, 70:182, 110:202] = face
+    photo = tmp_path / "photo_without_extension"
+    Image.fromarray(canvas[0].numpy()).save(photo, format="JPEG")
+    crops, kept, skipped = crop_files([str(photo)], CropSettings(64, 3, detect=True, margin=0.2))
+    assert kept == [0] and not skipped and crops.shape == (1, 3, 64, 64)
+    # the crop is the face, not the flat background
+    assert crops.float().std() > 20
