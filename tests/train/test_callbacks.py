@@ -73,15 +73,15 @@ def test_direction_comes_from_the_task_not_the_name():
     assert infer_mode("val_loss") == "min" and infer_mode("val_accuracy") == "max"
     assert infer_mode("train_top5_accuracy") == "max"
 
-    class EerTask(Task):
-        name = "eer-demo"
-        metrics = {"eer": "min", "loss": "min"}
+    class DiceTask(Task):
+        name = "dice-demo"
+        metrics = {"dice_error": "min", "loss": "min"}
 
-    # "val_eer" reads like nothing a name rule knows; its task says lower is better.
-    assert MetricTracker("val_eer", task=EerTask()).mode == "min"
+    # "val_dice_error" reads like nothing a name rule knows (nor any registered task); its task says lower is better.
+    assert MetricTracker("val_dice_error", task=DiceTask()).mode == "min"
     with pytest.raises(ConfigError, match="direction is unknown"):
-        MetricTracker("val_eer")
-    assert MetricTracker("val_eer", mode="min").mode == "min"
+        MetricTracker("val_dice_error")
+    assert MetricTracker("val_dice_error", mode="min").mode == "min"
 
 
 def test_one_tracker_shared_by_early_stopping_and_checkpoint(tmp_path):
