@@ -168,6 +168,7 @@ class RunFacts:
             "model": self.model_name or "layer list",
             "parameters": self.parameters,
             "num_classes": self.num_classes,
+            "task": self.task,
             "input_shape": list(self.input_shape) if self.input_shape else None,
             "train_samples": self.train_size,
             "val_samples": self.val_size,
