@@ -12,7 +12,7 @@ from cnnlab.errors import ConfigError
 
 TRAIN_EPILOG = (
     "examples:\n"
-    "  cnnlab faces train --data att_faces --no-detect --out runs/faces      # cropped faces (Olivetti)\n"
+    "  cnnlab faces train --config faces_olivetti --data att_faces --out runs/faces   # cropped faces (Olivetti)\n"
     "  cnnlab faces train --data PHOTOS --backbone resnet18 --loss triplet --out runs/F\n"
     "then, in the order a user runs them:\n"
     "  cnnlab faces evaluate runs/faces\n"
