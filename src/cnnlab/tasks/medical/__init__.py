@@ -1,0 +1,1 @@
+"""Medical imaging: DICOM/NIfTI readers, clinical metrics and the care clinical data needs."""
