@@ -174,6 +174,28 @@ class Task:
         return {"name": self.name, "options": options, "metrics": dict(self.metrics)}
 
 
+class NormalizedImageTask(Task):
+    """A task whose input is images normalised by the training split's per-channel mean/std: the one
+    preprocessing classification, detection and faces share (`cnnlab.data.preprocess.Preprocess`)."""
+
+    channels_last: bool = False
+
+    def build_preprocess(self, data: Any) -> nn.Module:
+        from cnnlab.data import Normalizer
+        from cnnlab.data.preprocess import Preprocess
+
+        normalizer = Normalizer.from_imageset(data.train)
+        return Preprocess(normalizer.mean, normalizer.std, self.channels_last)
+
+    def preprocess_meta(self, preprocess: nn.Module) -> dict[str, Any]:
+        return preprocess.to_meta()
+
+    def preprocess_from_meta(self, meta: dict[str, Any]) -> nn.Module:
+        from cnnlab.data.preprocess import Preprocess
+
+        return Preprocess.from_meta(meta)
+
+
 @torch.inference_mode()
 def collect(task: Task, model: nn.Module, batches: Iterable, context: StepContext) -> tuple[Any, Any]:
     """The task's (outputs, targets) over every batch, concatenated; the model is put in eval mode."""

@@ -9,18 +9,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.data import DataSplits, Normalizer, build_augmenter, make_batches
+from cnnlab.data import DataSplits, build_augmenter, make_batches
 from cnnlab.data.augment import AugmentSpec
-from cnnlab.data.preprocess import Preprocess
 from cnnlab.models import build_from_spec
 from cnnlab.tasks import register_task
-from cnnlab.tasks.base import StepContext, StepOutput, Task
+from cnnlab.tasks.base import NormalizedImageTask, StepContext, StepOutput
 from cnnlab.tasks.classification.data import load_classification_data
 from cnnlab.tasks.classification.metrics import classification_report, loss_and_accuracy
 
 
 @register_task
-class ClassificationTask(Task):
+class ClassificationTask(NormalizedImageTask):
     """One label per image out of K classes (MNIST, CIFAR, a folder of class sub-folders)."""
 
     name = "classification"
@@ -59,16 +58,6 @@ class ClassificationTask(Task):
     def build_model(self, spec: dict[str, Any], meta: dict[str, Any]) -> nn.Module:
         shape = meta["input_shape"]
         return build_from_spec(spec, shape[0], meta["num_classes"], tuple(shape[1:]))
-
-    def build_preprocess(self, data: DataSplits) -> Preprocess:
-        normalizer = Normalizer.from_imageset(data.train)
-        return Preprocess(normalizer.mean, normalizer.std, self.channels_last)
-
-    def preprocess_meta(self, preprocess: Preprocess) -> dict[str, Any]:
-        return preprocess.to_meta()
-
-    def preprocess_from_meta(self, meta: dict[str, Any]) -> Preprocess:
-        return Preprocess.from_meta(meta)
 
     def reference_loss(self, meta: dict[str, Any]) -> float:
         """ln K: the cross-entropy of a uniform guess, where a freshly initialised classifier starts."""

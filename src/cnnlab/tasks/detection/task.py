@@ -15,14 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.data import Normalizer
 from cnnlab.data.loader import shard_bounds
-from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import ConfigError
 from cnnlab.models.registry import create
 from cnnlab.models.yolo import DETECTORS, YoloGrid, YoloV1
 from cnnlab.tasks import register_task
-from cnnlab.tasks.base import StepContext, StepOutput, Task
+from cnnlab.tasks.base import NormalizedImageTask, StepContext, StepOutput
 from cnnlab.tasks.detection.boxes import kmeans_anchors, mean_best_iou
 from cnnlab.tasks.detection.losses import BOX_LOSSES, GridLoss, YoloV1Loss
 from cnnlab.tasks.detection.postprocess import Selection, decode_grid, decode_yolo_v1, select
@@ -91,7 +89,7 @@ EVALUATION = Selection(conf_threshold=0.001, nms_iou=0.6, max_detections=100, mu
 
 
 @register_task
-class DetectionTask(Task):
+class DetectionTask(NormalizedImageTask):
     """Boxes and class labels for the objects in an image (Pascal VOC XML, COCO JSON, YOLO txt, the digits set)."""
 
     name = "detection"
@@ -217,16 +215,6 @@ class DetectionTask(Task):
             options["anchors"] = meta["anchors"]
         shape = meta["input_shape"]
         return create(spec["name"], num_classes=meta["num_classes"], in_channels=shape[0], **options)
-
-    def build_preprocess(self, data) -> Preprocess:
-        normalizer = Normalizer.from_imageset(data.train)
-        return Preprocess(normalizer.mean, normalizer.std)
-
-    def preprocess_meta(self, preprocess: Preprocess) -> dict[str, Any]:
-        return preprocess.to_meta()
-
-    def preprocess_from_meta(self, meta: dict[str, Any]) -> Preprocess:
-        return Preprocess.from_meta(meta)
 
     # -- batches ------------------------------------------------------------------------------------------------
     def build_augment(self, config: Any):

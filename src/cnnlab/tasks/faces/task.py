@@ -15,15 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.data import Normalizer, build_augmenter, make_batches
+from cnnlab.data import build_augmenter, make_batches
 from cnnlab.data.augment import AugmentSpec
-from cnnlab.data.preprocess import Preprocess
 from cnnlab.data.samplers import IdentityBatchSampler
 from cnnlab.errors import ConfigError
 from cnnlab.models import create
 from cnnlab.models.face import EMBEDDERS
 from cnnlab.tasks import register_task
-from cnnlab.tasks.base import StepContext, StepOutput, Task
+from cnnlab.tasks.base import NormalizedImageTask, StepContext, StepOutput
 
 LOSSES = ("arcface", "triplet")
 
@@ -77,7 +76,7 @@ class FacesOptions:
 
 
 @register_task
-class FacesTask(Task):
+class FacesTask(NormalizedImageTask):
     """Face embeddings judged on unseen people: verification (pairs) during training, identification at test."""
 
     name = "faces"
@@ -138,16 +137,6 @@ class FacesTask(Task):
                 margin=self.options.arcface_margin,
             )
         }
-
-    def build_preprocess(self, data) -> Preprocess:
-        normalizer = Normalizer.from_imageset(data.train)
-        return Preprocess(normalizer.mean, normalizer.std)
-
-    def preprocess_meta(self, preprocess: Preprocess) -> dict[str, Any]:
-        return preprocess.to_meta()
-
-    def preprocess_from_meta(self, meta: dict[str, Any]) -> Preprocess:
-        return Preprocess.from_meta(meta)
 
     # -- batches ------------------------------------------------------------------------------------------
     def build_augment(self, config: Any):
