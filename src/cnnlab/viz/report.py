@@ -587,15 +587,20 @@ def detection_curves_figure(history: list[dict[str, Any]]):
     return fig
 
 
-def detection_curves_section(run_dir: Path) -> str:
+def task_curves_section(run_dir: Path, make_figure: Callable[[list[dict[str, Any]]], Any], caption: str) -> str:
+    """A task's learning-curves figure of the run's metrics, or a note when no epoch finished."""
     history = read_metrics(run_dir)
     if not history:
         raise SectionMissing("no metrics.jsonl in the run folder: no epoch finished")
+    return H.figure(figure_png(make_figure(history)), caption, "plot")
+
+
+def detection_curves_section(run_dir: Path) -> str:
     caption = (
         "loss and its parts, validation mAP per epoch; val loss rising while train loss falls is overfitting, "
         "a val mAP still climbing at the last epoch says train longer"
     )
-    return H.figure(figure_png(detection_curves_figure(history)), caption, "plot")
+    return task_curves_section(run_dir, detection_curves_figure, caption)
 
 
 def detection_evaluation_section(scored: DetectionSplit) -> str:

@@ -10,10 +10,17 @@ from typing import Any
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.runs import LoadedRun, read_metrics, read_results
+from cnnlab.runs import LoadedRun, read_results
 from cnnlab.viz import report_html as H
-from cnnlab.viz.plots import figure_png
-from cnnlab.viz.report import SectionMissing, _checkpoint_name, _model_name, _series, config_section, diagnosis_section
+from cnnlab.viz.report import (
+    SectionMissing,
+    _checkpoint_name,
+    _model_name,
+    _series,
+    config_section,
+    diagnosis_section,
+    task_curves_section,
+)
 
 QUERIES_SHOWN, MATCHES_SHOWN = 8, 4
 
@@ -93,14 +100,11 @@ def curves_figure(history: list[dict[str, Any]]):
 
 
 def curves_section(run_dir: Path) -> str:
-    history = read_metrics(run_dir)
-    if not history:
-        raise SectionMissing("no metrics.jsonl in the run folder: no epoch finished")
     caption = (
         "training loss, and verification on the validation people (never trained on) per epoch: the best epoch "
         "is the one with the highest val AUC"
     )
-    return H.figure(figure_png(curves_figure(history)), caption, "plot")
+    return task_curves_section(run_dir, curves_figure, caption)
 
 
 def evaluation_section(scored) -> str:
