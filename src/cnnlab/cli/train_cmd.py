@@ -111,7 +111,7 @@ def _print_results(result: FitResult) -> None:
         f"train time: {result.results['train_seconds']:.1f}s"
     )
     if "verification" in scores:  # faces: the report, then the EER last
-        from cnnlab.cli.faces_cmd import format_face_report
+        from cnnlab.tasks.faces.evaluation import format_face_report
 
         print(format_face_report(scores))
         print(f"{split} verification EER: {scores['verification']['eer']:.4f}")

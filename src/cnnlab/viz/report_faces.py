@@ -108,7 +108,7 @@ def curves_section(run_dir: Path) -> str:
 
 
 def evaluation_section(scored) -> str:
-    from cnnlab.cli.faces_cmd import format_face_report
+    from cnnlab.tasks.faces.evaluation import format_face_report
     from cnnlab.viz.faces import roc_png
 
     report = scored.report
