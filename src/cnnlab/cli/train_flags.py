@@ -21,6 +21,7 @@ SECTIONS = {
     "monitor": RUN,
     "device": DEVICE,
     "tensorboard": RUN,
+    "class_weights": "class imbalance and operating point",
 }
 
 # One line for each field whose TrainConfig metadata has no `help` (the metadata's own text wins).

@@ -312,6 +312,10 @@ class TrainConfig:
     train_samples: int | None = field(default=None, metadata={"help": "train on a stratified subset of N images"})
     resize: tuple[int, ...] | None = None
     channels: int | None = None
+    window: str | None = field(
+        default=None,
+        metadata={"help": "DICOM window: lung | mediastinum | soft_tissue | bone | brain | file | CENTER,WIDTH"},
+    )
     augment: dict[str, Any] = field(default_factory=dict, metadata={"help": "e.g. rotate=15,flip,crop=4"})
     workers: int = field(default=0, metadata={"help": "data-loader workers for streamed (large) data sets"})
     max_image_pixels: int | None = field(
@@ -329,6 +333,17 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float | None = field(default=None, metadata={"help": "max global gradient norm"})
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    # class imbalance (classification)
+    class_weights: str | None = field(
+        default=None, metadata={"help": "balanced | W0,W1,...: per-class weights in the loss"}
+    )
+    sampler: str = field(default="shuffle", metadata={"help": "shuffle | balanced (every class drawn equally often)"})
+    loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy | focal (Lin et al. 2017)"})
+    focal_gamma: float = field(default=2.0, metadata={"help": "focal loss: how much easy examples are down-weighted"})
+    target_sensitivity: float | None = field(
+        default=None,
+        metadata={"help": "binary/multi-label: the val threshold reaching this sensitivity (default: Youden's J)"},
+    )
     # run
     monitor: str | None = field(
         default=None,
@@ -364,7 +379,16 @@ TRAIN_RULES: dict[str, Rule] = {
     "dropout": FRACTION,
     "val_split": FRACTION,
     "train_samples": COUNT,
-    "resize": Each(COUNT, lengths=(1, 2)),
+    "resize": Each(COUNT, lengths=(1, 2, 3)),
+    "window": Pattern(
+        r"lung|mediastinum|soft_tissue|bone|brain|file|-?\d+(\.\d+)?,\d+(\.\d+)?",
+        "lung, mediastinum, soft_tissue, bone, brain, file or CENTER,WIDTH (e.g. -600,1500)",
+    ),
+    "class_weights": Pattern(r"balanced|\d+(\.\d+)?(,\d+(\.\d+)?)+", "balanced or one weight per class (1,3)"),
+    "sampler": OneOf(("shuffle", "balanced")),
+    "loss": OneOf(("cross_entropy", "focal")),
+    "focal_gamma": NON_NEGATIVE,
+    "target_sensitivity": Number(0, 1, low_open=True, high_open=True),
     "channels": OneOf((1, 3)),
     "workers": NON_NEGATIVE_COUNT,
     "max_image_pixels": COUNT,
