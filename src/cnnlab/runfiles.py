@@ -190,15 +190,27 @@ def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
     return check_run_meta(read_json_file(path), path)
 
 
+SCORE_TEXT_FIELDS = {"threshold_rule"}  # a binary run's how-the-threshold-was-chosen
+
+
+def _is_score_item(item: Any) -> bool:
+    if isinstance(item, list):
+        return all(_is_score_item(i) for i in item)
+    return item is None or isinstance(item, (str, bool)) or _is_number(item)
+
+
 def _check_scores(value: Any, path: Path, where: str) -> None:
     """A split's scores: numbers (or null, true/false), nested mappings of them (detection's per-class APs, a
-    faces run's verification and identification blocks), and lists of notes (strings)."""
+    faces run's verification and identification blocks, a binary run's reliability bins), lists of numbers or
+    notes (a confusion matrix, a confidence interval, strings), and the text fields in SCORE_TEXT_FIELDS."""
     if isinstance(value, dict):
         for key, item in value.items():
             _check_scores(item, path, f"{where}.{key}")
     elif isinstance(value, list):
-        if not all(isinstance(item, str) for item in value):
-            raise RunError(f"{path}: {where} must be a list of notes, got {_shown(value)}")
+        if not _is_score_item(value):
+            raise RunError(f"{path}: {where} must be a list of numbers or notes, got {_shown(value)}")
+    elif isinstance(value, str) and where.rsplit(".", 1)[-1] in SCORE_TEXT_FIELDS:
+        return
     elif value is not None and not isinstance(value, bool) and not _is_number(value):
         raise RunError(f"{path}: {where} must be a number, got {_shown(value)}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -119,6 +120,12 @@ def _print_results(result: FitResult) -> None:
     if "map50" in scores:  # detection: the headline last, as `cnnlab train` prints accuracy last
         print(f"{split} mAP@0.5:0.95: {scores['map50_95']:.4f}")
         print(f"{split} mAP@0.5: {scores['map50']:.4f}")
+        return
+    if "threshold_rule" in scores or "per_label" in scores:  # binary and multi-label: AUC, operating point
+        from cnnlab.tasks.classification.clinical import format_clinical
+
+        classes = json.loads((result.run_dir / "run.json").read_text()).get("classes", [])
+        print("\n".join(format_clinical(scores, split, classes)))
         return
     headline = "accuracy" if "accuracy" in scores else next(k for k, v in scores.items() if isinstance(v, float))
     print(f"{split} {headline}: {scores[headline]:.4f}")
