@@ -207,7 +207,28 @@ def test_class_imbalance_severity_follows_the_ratio(counts, severity):
     finding = next(f for f in findings if f.id == "class_imbalance")
     assert finding.severity == severity
     assert finding.evidence["ratio"] == pytest.approx(counts[0] / counts[1])
-    assert finding.changes == {} and "macro F1" in finding.advice
+    assert finding.changes == {"class_weights": "balanced"} and "macro F1" in finding.advice
+    assert "--class-weights balanced" in finding.advice
+
+
+@pytest.mark.parametrize(
+    ("already", "prescribed"),
+    [
+        ({}, {"class_weights": "balanced"}),
+        ({"class_weights": "balanced"}, {"sampler": "balanced"}),
+        ({"class_weights": "1,5", "sampler": "balanced"}, {"focal_gamma": 2.0}),
+        ({"class_weights": "balanced", "sampler": "balanced", "focal_gamma": 2.0}, {}),
+    ],
+)
+def test_class_imbalance_prescribes_the_next_remedy_as_real_config_keys(already, prescribed):
+    from cnnlab.train.config import TrainConfig
+
+    rows, cfg, _ = cases.healthy()
+    finding = next(
+        f for f in diagnose(rows, {**cfg, **already}, cases.meta(counts=[5000, 200])) if f.id == "class_imbalance"
+    )
+    assert finding.changes == prescribed
+    TrainConfig(**{**already, **finding.changes})  # every prescribed key is a TrainConfig field with a valid value
 
 
 def test_class_imbalance_quotes_macro_f1_from_results():

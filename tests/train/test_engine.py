@@ -63,7 +63,7 @@ def test_evaluate_val_of_a_train_samples_run_is_the_runs_own_validation_set(tmp_
 
     result = fit(small_config(tmp_path, epochs=2, train_samples=600, val_split=0.2))
     meta = json.loads((result.run_dir / "run.json").read_text())
-    report, _ = evaluate_run(result.run_dir, split="val")
+    report = evaluate_run(result.run_dir, split="val").report
     assert sum(report.per_class["support"]) == meta["data"]["sizes"]["val"]
     best = next(row for row in history_of(result.run_dir) if row["epoch"] == result.results["best_epoch"])
     assert report.accuracy == pytest.approx(best["val_accuracy"], abs=1e-12)
@@ -89,10 +89,10 @@ def test_task_registry():
 
 
 def test_a_monitor_that_is_never_logged_fails_at_the_first_epoch(tmp_path):
-    with pytest.raises(ConfigError, match="'val_auc'.*direction is unknown"):
-        fit(small_config(tmp_path, epochs=1, train_samples=200, monitor="val_auc"))
-    config = small_config(tmp_path, epochs=1, train_samples=200, monitor="val_auc", early_stopping={"mode": "max"})
-    with pytest.raises(ConfigError, match="'val_auc' is not logged by this run; logged metrics: train_accuracy"):
+    with pytest.raises(ConfigError, match="'val_dice'.*direction is unknown"):
+        fit(small_config(tmp_path, epochs=1, train_samples=200, monitor="val_dice"))
+    config = small_config(tmp_path, epochs=1, train_samples=200, monitor="val_dice", early_stopping={"mode": "max"})
+    with pytest.raises(ConfigError, match="'val_dice' is not logged by this run; logged metrics: train_accuracy"):
         fit(config)
 
 

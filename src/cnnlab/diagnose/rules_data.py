@@ -213,7 +213,32 @@ def _imbalance_evidence(facts: RunFacts) -> dict[str, Any]:
     scores = results.get(split) or {} if split else {}
     if scores.get("macro_f1") is not None:
         evidence.update(evaluated_split=split, accuracy=scores.get("accuracy"), macro_f1=scores["macro_f1"])
+    for key in ("auc", "sensitivity", "specificity"):
+        if isinstance(scores.get(key), (int, float)):
+            evidence[key] = scores[key]
     return evidence
+
+
+def _imbalance_remedy(config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The next imbalance remedy the run has not used: class weights, then the balanced sampler, then focal loss."""
+    judge = (
+        "and judge the model by per-class recall and macro F1 (`cnnlab evaluate RUN`) or, for two classes, by the "
+        "AUC and the sensitivity/specificity at the threshold chosen on validation, not by accuracy."
+    )
+    if not config.get("class_weights"):
+        return {"class_weights": "balanced"}, (
+            "Weight the loss by the inverse class frequency (class_weights: balanced; alternatives: sampler: balanced "
+            f"draws every class equally often, focal_gamma: 2 down-weights the easy majority) {judge}"
+        )
+    if config.get("sampler", "shuffle") != "balanced":
+        return {"sampler": "balanced"}, (
+            f"The loss is already class-weighted; also draw every class equally often (sampler: balanced) {judge}"
+        )
+    if config.get("focal_gamma") is None:
+        return {"focal_gamma": 2.0}, (
+            f"Class weights and balanced sampling are on; focal loss (focal_gamma: 2) focuses on the hard cases {judge}"
+        )
+    return {}, f"Class weights, balanced sampling and focal loss are all on: collect more of the small classes {judge}"
 
 
 def class_imbalance(facts: RunFacts) -> Finding | None:
@@ -236,11 +261,14 @@ def class_imbalance(facts: RunFacts) -> Finding | None:
             f" On {evidence['evaluated_split']}: accuracy {evidence['accuracy']:.3f}, "
             f"macro F1 {evidence['macro_f1']:.3f}."
         )
-    words = (
-        "cnnlab train has no class-weight or balanced-sampling option yet: oversample the small classes in the "
-        "data (or collect more of them), and judge the model by per-class recall and macro F1 "
-        "(`cnnlab evaluate RUN`), not accuracy."
-    )
+    changes, words = _imbalance_remedy(facts.config)
     return make_finding(
-        facts.config, "class_imbalance", severity, "Class imbalance in the training data", evidence, summary, {}, words
+        facts.config,
+        "class_imbalance",
+        severity,
+        "Class imbalance in the training data",
+        evidence,
+        summary,
+        changes,
+        words,
     )

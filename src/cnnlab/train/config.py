@@ -338,8 +338,9 @@ class TrainConfig:
         default=None, metadata={"help": "balanced | W0,W1,...: per-class weights in the loss"}
     )
     sampler: str = field(default="shuffle", metadata={"help": "shuffle | balanced (every class drawn equally often)"})
-    loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy | focal (Lin et al. 2017)"})
-    focal_gamma: float = field(default=2.0, metadata={"help": "focal loss: how much easy examples are down-weighted"})
+    focal_gamma: float | None = field(
+        default=None, metadata={"help": "focal loss (Lin et al. 2017) with this gamma, e.g. 2 (default: plain loss)"}
+    )
     target_sensitivity: float | None = field(
         default=None,
         metadata={"help": "binary/multi-label: the val threshold reaching this sensitivity (default: Youden's J)"},
@@ -386,7 +387,6 @@ TRAIN_RULES: dict[str, Rule] = {
     ),
     "class_weights": Pattern(r"balanced|\d+(\.\d+)?(,\d+(\.\d+)?)+", "balanced or one weight per class (1,3)"),
     "sampler": OneOf(("shuffle", "balanced")),
-    "loss": OneOf(("cross_entropy", "focal")),
     "focal_gamma": NON_NEGATIVE,
     "target_sensitivity": Number(0, 1, low_open=True, high_open=True),
     "channels": OneOf((1, 3)),

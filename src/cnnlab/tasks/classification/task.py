@@ -89,8 +89,7 @@ class ClassificationTask(NormalizedImageTask):
         weight = parse_class_weights(
             config.class_weights, data.train.class_counts(), len(data.train), data.classes, multilabel
         )
-        gamma = config.focal_gamma if config.loss == "focal" else None
-        return ClassificationLoss(multilabel, weight, gamma, config.label_smoothing)
+        return ClassificationLoss(multilabel, weight, config.focal_gamma, config.label_smoothing)
 
     def build_model(self, spec: dict[str, Any], meta: dict[str, Any]) -> nn.Module:
         self.label_mode = clinical.mode_of(meta)  # a run rebuilt for inference predicts in its own mode
