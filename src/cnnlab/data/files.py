@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cnnlab.data.decode import IMAGE_EXTENSIONS, SizePolicy, decode_files, is_image_file, probe, sniff_format
 from cnnlab.data.imageset import ImageSet
+from cnnlab.data.medical import MEDICAL_EXTENSIONS, is_dicom_folder, is_medical_file
 from cnnlab.errors import DataError
 
 SPLIT_NAMES = {
@@ -85,7 +86,7 @@ class FolderScan:
 
     def is_image(self, path: str, name: str) -> bool:
         """An image extension, or no extension and an image's first bytes; other files are counted."""
-        if is_image_file(name) or ("." not in name and _sniff(path)):
+        if is_image_file(name) or ("." not in name and _sniff(path)) or is_medical_file(path):
             return True
         self.not_images.append(path)
         return False
@@ -158,7 +159,8 @@ def _is_within(path: str, folder: str) -> bool:
 def images_under(folder: Path | str, scan: FolderScan, ancestors: tuple[str, ...] = ()) -> list[str]:
     """Image files below `folder`, depth first in name order (a folder's files before its sub-folders').
 
-    A linked folder that is the folder itself or one above it (a loop) is not entered.
+    DICOM and NIfTI files count as images; a sub-folder of DICOM slices is one item (a series, one volume),
+    not a folder of 2-D images. A linked folder that is the folder itself or one above it (a loop) is not entered.
     """
     here = os.path.realpath(folder)
     ancestors = (*ancestors, here)
@@ -172,6 +174,8 @@ def images_under(folder: Path | str, scan: FolderScan, ancestors: tuple[str, ...
         target = os.path.realpath(path)
         if target in ancestors or _is_within(here, target):
             scan.links[f"{path} (loops back to {target})"] = None
+        elif is_dicom_folder(path):
+            files.append(path)  # a DICOM series: one volume
         else:
             files += images_under(path, scan, ancestors)
     return files
@@ -192,8 +196,8 @@ def _class_folders(folder: Path, scan: FolderScan) -> FileList:
             others = scan.not_images[skipped:]
             found = f"; it holds only {_examples(others)}" if others else ""
             raise DataError(
-                f"{class_dir}: class folder holds no images; expected files ending in {', '.join(IMAGE_EXTENSIONS)}"
-                + found
+                f"{class_dir}: class folder holds no images; expected files ending in "
+                f"{', '.join(IMAGE_EXTENSIONS + MEDICAL_EXTENSIONS)}" + found
             )
         files.paths += images
         files.labels += [class_dir.name] * len(images)
@@ -259,6 +263,9 @@ def check_spellings(first_seen: dict[str, str], source: str) -> None:
 def read_manifest(csv_path: Path, classes: Sequence[str] | None = None) -> tuple[dict[str, FileList], list[str]]:
     """`path,label[,split]` rows; paths relative to the CSV's folder; labels are class names.
 
+    A path is an image file, a DICOM (`.dcm`) or NIfTI (`.nii`, `.nii.gz`) file, or a folder of DICOM slices
+    (one series, one volume); `cnnlab.data.medical` reads the medical ones.
+
     Labels are names, compared as written: "1" and "01" would be two classes, so two spellings of one number
     are refused (naming both and their lines) rather than guessed at. Numeric labels sort as numbers.
     """
@@ -300,8 +307,8 @@ def _manifest_rows(
         if split_value not in SPLIT_NAMES:
             raise DataError(f"{csv_path}, line {line}: split {split_value!r} is not one of train, val, test")
         full = os.path.join(base, path)
-        if not os.path.isfile(full):
-            what = "is a folder, not an image file" if os.path.isdir(full) else "does not exist"
+        if not os.path.isfile(full) and not is_dicom_folder(full):
+            what = "is a folder, not an image file (nor a DICOM series)" if os.path.isdir(full) else "does not exist"
             raise DataError(f"{csv_path}, line {line}: image file {full} {what}")
         split = SPLIT_NAMES[split_value]
         _check_repeat(csv_path, seen, full, (line, label, split))

@@ -22,10 +22,11 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cnnlab.data.decode import convert_channels, resize_images
 from cnnlab.data.imageset import ImageSet
-from cnnlab.errors import DataError
+from cnnlab.errors import ConfigError, DataError
 
 Splits = dict[str, ImageSet]
 FASHION_CLASSES = [
@@ -43,12 +44,96 @@ FASHION_CLASSES = [
 _IDX_SPLITS = {"train": ("train",), "test": ("t10k", "test")}
 
 
-def finish_images(images: torch.Tensor, channels: int | None, size: tuple[int, int] | None) -> torch.Tensor:
-    """Apply the requested channel count and size to a whole uint8 (N, C, H, W) array, in chunks."""
+def parse_resize(resize: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    """`resize` as given: one number (a square, or a cube for volumes), (H, W), or (D, H, W); positive ints."""
+    if resize is None:
+        return None
+    size = (resize,) if isinstance(resize, int) else tuple(resize)
+    if not 1 <= len(size) <= 3 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in size):
+        raise ConfigError(f"resize must be N, H,W or D,H,W positive ints, got {resize!r}")
+    return tuple(int(v) for v in size)
+
+
+def spatial_size(resize: tuple[int, ...] | None, rank: int, source: str) -> tuple[int, ...] | None:
+    """The (H, W) or (D, H, W) that `resize` means for data of `rank` spatial axes (2: images, 3: volumes).
+
+    One number is a square or a cube; two numbers are only for images and three only for volumes, because
+    guessing the missing depth (or dropping one) would silently train on another shape than the one asked for.
+    """
+    if resize is None:
+        return None
+    if len(resize) == 1:
+        return resize * rank
+    if len(resize) != rank:
+        given = ",".join(map(str, resize))
+        wanted = "D,H,W (or one number for a cube)" if rank == 3 else "H,W (or one number for a square)"
+        kind = "3-D volumes" if rank == 3 else "2-D images"
+        raise ConfigError(f"resize: {source} holds {kind}; expected {wanted}, got {given}")
+    return resize
+
+
+def cast_pixels(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Float results (resized, converted) back to `dtype`: integers rounded and clamped to the dtype's range."""
+    if dtype.is_floating_point:
+        return values.to(dtype)
+    info = torch.iinfo(dtype)
+    return values.round_().clamp_(info.min, info.max).to(dtype)
+
+
+def convert_image_channels(images: torch.Tensor, target: int) -> torch.Tensor:
+    """(N, C, ...) of any dtype -> `target` channels: alpha dropped, grey repeated, RGB -> luma (ITU-R BT.601)."""
+    if images.dtype == torch.uint8 and images.ndim == 4:
+        return convert_channels(images, target)  # the integer luma every uint8 image path shares
+    count = images.shape[1]
+    if count in (2, 4):
+        images, count = images[:, : count - 1], count - 1
+    if count == target:
+        return images
+    if count == 1 and target == 3:
+        return images.expand(-1, 3, *images.shape[2:]).contiguous()
+    if count == 3 and target == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, *[1] * (images.ndim - 2))
+        return cast_pixels((images.to(torch.float32) * weights).sum(1, keepdim=True), images.dtype)
+    raise DataError(f"cannot convert {count}-channel images to {target} channels")
+
+
+_RESIZE_ELEMENTS = 2**26  # elements per interpolation chunk: 256 MiB of float32, whatever the item size
+
+
+def resize_pixels(images: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """(N, C, H, W) or (N, C, D, H, W) of any dtype to `size`, in chunks; a no-op at the right size.
+
+    uint8 images go through the same antialiased resize as image files; other dtypes are interpolated in
+    float32 (bilinear with antialiasing for images, trilinear for volumes, as `torch.nn.functional.interpolate`
+    offers it) and cast back, so 16-bit data keeps its range.
+    """
+    if tuple(images.shape[2:]) == tuple(size):
+        return images
+    per_item = max(1, math.prod(images.shape[1:]), images.shape[1] * math.prod(size))
+    step = max(1, _RESIZE_ELEMENTS // per_item)
+    parts = []
+    for start in range(0, len(images), step):
+        chunk = images[start : start + step]
+        if chunk.dtype == torch.uint8 and chunk.ndim == 4:
+            parts.append(resize_images(chunk, size))  # type: ignore[arg-type]
+            continue
+        mode = "bilinear" if chunk.ndim == 4 else "trilinear"
+        values = F.interpolate(
+            chunk.to(torch.float32), size=tuple(size), mode=mode, align_corners=False, antialias=chunk.ndim == 4
+        )
+        parts.append(cast_pixels(values, chunk.dtype))
+    return torch.cat(parts)
+
+
+def finish_images(images: torch.Tensor, channels: int | None, size: tuple[int, ...] | None) -> torch.Tensor:
+    """Apply the requested channel count and size to a whole (N, C, H, W) or (N, C, D, H, W) array, in chunks.
+
+    `size` is (H, W) for images and (D, H, W) for volumes (see `spatial_size`).
+    """
     if channels is not None:
-        images = convert_channels(images, channels)
-    if size is not None and tuple(images.shape[-2:]) != size:
-        images = torch.cat([resize_images(images[i : i + 4096], size) for i in range(0, len(images), 4096)])
+        images = convert_image_channels(images, channels)
+    if size is not None:
+        images = resize_pixels(images, size)
     return images
 
 
@@ -366,79 +451,199 @@ _NPZ_KEYS = {
 }
 
 
-def _npz_images(array: np.ndarray, source: str) -> torch.Tensor:
-    """(N,H,W), (N,H,W,C) or (N,C,H,W) of uint8, bool, or floats in [0,1] / [0,255] -> uint8 (N,C,H,W)."""
+_CHANNEL_COUNTS = (1, 3, 4)  # grey, RGB, RGBA: what an image axis of this length is taken to be
+_VOLUME_CHANNELS = (1, 3)
+
+
+def _npz_layout(array: np.ndarray, source: str) -> np.ndarray:
+    """Images as (N, C, H, W), volumes as (N, C, D, H, W): see `read_npz` for how the shape decides."""
     if array.ndim == 3:
-        array = array[:, None]
-    elif array.ndim == 4 and array.shape[-1] in (1, 3, 4):
-        array = array.transpose(0, 3, 1, 2)
-    elif not (array.ndim == 4 and array.shape[1] in (1, 3, 4)):
-        raise DataError(f"{source}: images have shape {array.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)")
+        return array[:, None]
+    if array.ndim == 4:
+        if array.shape[-1] in _CHANNEL_COUNTS:
+            return array.transpose(0, 3, 1, 2)
+        return array if array.shape[1] in _CHANNEL_COUNTS else array[:, None]  # (N, D, H, W) volumes
+    if array.ndim == 5:
+        if array.shape[-1] in _VOLUME_CHANNELS:
+            return array.transpose(0, 4, 1, 2, 3)
+        if array.shape[1] in _VOLUME_CHANNELS:
+            return array
+    raise DataError(
+        f"{source}: images have shape {array.shape}; expected images (N, H, W), (N, H, W, C) or (N, C, H, W), "
+        "or volumes (N, D, H, W), (N, D, H, W, C) or (N, C, D, H, W) with C = 1 or 3"
+    )
+
+
+def _npz_images(array: np.ndarray, source: str) -> np.ndarray:
+    """An npz image array in (N, C, H, W) or (N, C, D, H, W) layout, its dtype not yet chosen."""
+    array = _npz_layout(array, source)
     if array.size == 0:
         raise DataError(f"{source}: images have shape {array.shape}; expected at least one image of at least 1x1")
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8) * 255
-    elif array.dtype != np.uint8:
-        array = _scaled_to_bytes(array, source)
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _scaled_to_bytes(array: np.ndarray, source: str) -> np.ndarray:
-    """Integers in 0..255 as they are, floats in 0..1 times 255; NaN, infinities and wider ranges are errors."""
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise DataError(f"{source}: images are {array.dtype} values; expected uint8 0..255 or floats in 0..1")
-    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+    integer, floating = np.issubdtype(array.dtype, np.integer), np.issubdtype(array.dtype, np.floating)
+    if not (integer or floating or array.dtype == np.bool_):
+        raise DataError(f"{source}: images are {array.dtype} values; expected integer or float pixels")
+    if floating and not np.all(np.isfinite(array)):
         bad = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
         raise DataError(f"{source}: image {bad} holds NaN or infinite pixel values")
-    low, high = float(array.min()), float(array.max())
-    if low < 0 or high > 255:
-        raise DataError(f"{source}: pixel values span {low}..{high}; expected uint8 0..255 or floats in 0..1")
-    scale = 255.0 if np.issubdtype(array.dtype, np.floating) and high <= 1.0 else 1.0
-    return np.rint(array.astype(np.float64) * scale).astype(np.uint8)
+    return array
+
+
+_KEPT_INTEGERS = (np.uint8, np.uint16, np.int16, np.int32)
+
+
+def _pixel_dtype(arrays: list[np.ndarray], source: str) -> np.dtype:
+    """One dtype for every split, the narrowest that keeps the pixels: 16-bit data keeps its full range.
+
+    uint8, uint16 and int16 stay as they are; other integers go to the narrowest of uint8, uint16, int16 and
+    int32 that holds their values; bool becomes 0/255; floats all in [0, 1] become uint8 (value x 255, as 8-bit
+    images saved as floats are), other finite floats stay float32 in their own units (HU, say). The range is
+    that of all splits together, so train and test are never normalised in different units.
+    """
+    kinds = {array.dtype for array in arrays}
+    if len(kinds) == 1 and next(iter(kinds)) in (np.bool_, np.uint8, np.uint16, np.int16):
+        return np.dtype(np.uint8) if next(iter(kinds)) == np.bool_ else next(iter(kinds))
+    low = min(float(array.min()) for array in arrays)
+    high = max(float(array.max()) for array in arrays)
+    if any(np.issubdtype(array.dtype, np.floating) for array in arrays):
+        return np.dtype(np.uint8 if 0 <= low and high <= 1 and _all_float(arrays) else np.float32)
+    for dtype in _KEPT_INTEGERS:
+        if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise DataError(f"{source}: pixel values span {int(low)}..{int(high)}; expected values that fit 32-bit integers")
+
+
+def _all_float(arrays: list[np.ndarray]) -> bool:
+    return all(np.issubdtype(array.dtype, np.floating) for array in arrays)
+
+
+def _as_pixels(array: np.ndarray, dtype: np.dtype) -> torch.Tensor:
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * (255 if dtype == np.uint8 else 1)
+    elif dtype == np.uint8 and np.issubdtype(array.dtype, np.floating):
+        array = np.rint(array.astype(np.float64) * 255.0)
+    return torch.from_numpy(np.ascontiguousarray(array.astype(dtype, copy=False)))
 
 
 def _npz_labels(array: np.ndarray, count: int, source: str) -> np.ndarray:
+    """int64 class indices (N,) from (N,) or (N, 1); float32 multi-hot targets (N, L) from (N, L > 1) of 0/1."""
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
+    if array.ndim == 2 and array.shape[1] > 1 and len(array) == count:
+        return _multi_hot(array, source)
     if array.ndim != 1 or len(array) != count:
         raise DataError(
             f"{source}: labels have shape {array.shape} for {count} images; expected one integer per image, "
-            "(N,) or (N, 1) (multi-label / one-hot labels are not supported)"
+            "(N,) or (N, 1), or multi-label 0/1 columns (N, L)"
         )
     return integer_labels(array, source)
 
 
-def read_npz(path: Path, channels: int | None = None, size: tuple[int, int] | None = None) -> tuple[Splits, list[str]]:
-    """train_/val_/test_ images and labels (MedMNIST), also Keras' x_train/y_train naming.
+def _multi_hot(array: np.ndarray, source: str) -> np.ndarray:
+    """(N, L) of 0/1 (bool, integer or whole floats) -> float32; any other value names its item and label."""
+    numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if not (numeric or array.dtype == np.bool_):
+        raise DataError(f"{source}: labels are {array.dtype} values; expected 0/1 per label")
+    bad = np.argwhere((array != 0) & (array != 1))
+    if len(bad):
+        item, label = (int(v) for v in bad[0])
+        value = array[item, label]
+        shown = int(value) if np.isfinite(value) and float(value).is_integer() else float(value)
+        raise DataError(
+            f"{source}: labels {tuple(array.shape)} hold value {shown} at item {item} (label {label}); "
+            "a multi-label array holds 0 or 1 per label"
+        )
+    return array.astype(np.float32)
 
-    Class names come from a `classes` (or `label_names`, `class_names`) array; without one the classes are
-    0..largest label, and every one of them must be used: a gap (labels 0..9 and one 200) is a corrupt label,
-    not 191 empty classes.
+
+def read_npz(
+    path: Path, channels: int | None = None, size: int | Sequence[int] | None = None
+) -> tuple[Splits, list[str]]:
+    """train_/val_/test_ images and labels (MedMNIST 2-D and 3-D), also Keras' x_train/y_train naming.
+
+    The images' shape says what they are. 3-D arrays are grey images (N, H, W). A 4-D array whose last axis
+    (else whose second axis) is 1, 3 or 4 long holds images with channels, (N, H, W, C) or (N, C, H, W);
+    any other 4-D array holds volumes (N, D, H, W), as MedMNIST's 3-D sets (N, 28, 28, 28) do. 5-D arrays are
+    volumes with 1 or 3 channels, (N, D, H, W, C) or (N, C, D, H, W). The rule is ambiguous for volumes of 1, 3
+    or 4 slices ((N, 3, 64, 64) reads as RGB images): save such volumes 5-D, (N, 1, D, H, W).
+
+    The labels' shape says the task: (N,) or (N, 1) integers are one class per image; (N, L) with L > 1 of 0/1
+    values are multi-label targets, returned as float32 (N, L) (a label no training image has is allowed).
+
+    Class names come from a `classes` (or `label_names`, `class_names`) array (multi-label: one name per
+    column); without one, single-label classes are 0..largest label, and every one of them must be used: a
+    gap (labels 0..9 and one 200) is a corrupt label, not 191 empty classes; multi-label columns are "0".."L-1".
+
+    Args:
+        size: the `resize` request: one number (a square or a cube), H,W for images, D,H,W for volumes.
     """
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataError(f"{path}: cannot read .npz archive ({error}); the file is truncated or corrupt") from None
-    arrays: dict[str, tuple[torch.Tensor, np.ndarray, str]] = {}
+    raw: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
     for split, candidates in _NPZ_KEYS.items():
         for images_key, labels_key in candidates:
             if images_key in contents and labels_key in contents:
                 images = _npz_images(contents[images_key], f"{path} [{images_key}]")
                 labels_source = f"{path} [{labels_key}]"
-                arrays[split] = (images, _npz_labels(contents[labels_key], len(images), labels_source), labels_source)
+                raw[split] = (images, _npz_labels(contents[labels_key], len(images), labels_source), labels_source)
                 break
-    if "train" not in arrays:
+    if "train" not in raw:
         raise DataError(
             f"{path}: no training arrays; expected keys train_images + train_labels (and optionally val_*/test_*), "
             f"the archive has keys {sorted(contents)}"
         )
-    classes, origin = _npz_classes(contents, {source: labels for _, labels, source in arrays.values()}, path)
+    _check_same_kind(raw, path)
+    dtype = _pixel_dtype([images for images, _, _ in raw.values()], str(path))
+    arrays = {split: (_as_pixels(images, dtype), values, source) for split, (images, values, source) in raw.items()}
+    labels = {source: values for _, values, source in arrays.values()}
+    multi_label = next(iter(labels.values())).ndim == 2
+    if multi_label:
+        classes, origin = _multi_label_classes(contents, labels, path)
+    else:
+        classes, origin = _npz_classes(contents, labels, path)
+    rank = arrays["train"][0].ndim - 2
+    target_size = spatial_size(parse_resize(size), rank, str(path))
     splits = {}
-    for split, (images, labels, source) in arrays.items():
-        check_labels(labels, len(classes), source, origin)
-        splits[split] = ImageSet(finish_images(images, channels, size), labels, classes, str(path))
+    for split, (images, values, source) in arrays.items():
+        if not multi_label:
+            check_labels(values, len(classes), source, origin)
+        splits[split] = ImageSet(finish_images(images, channels, target_size), values, classes, str(path))
     return splits, classes
+
+
+def _check_same_kind(arrays: dict[str, tuple[np.ndarray, np.ndarray, str]], path: Path) -> None:
+    """Every split holds the training split's kind of images (2-D or 3-D, channels) and of labels."""
+    train_images, train_labels, train_source = arrays["train"]
+    for split, (images, labels, source) in arrays.items():
+        if images.ndim != train_images.ndim or images.shape[1] != train_images.shape[1]:
+            raise DataError(
+                f"{path}: {split} images are {tuple(images.shape)} but train images are {tuple(train_images.shape)}; "
+                "every split must hold the same kind of image"
+            )
+        if labels.shape[1:] != train_labels.shape[1:]:
+            raise DataError(
+                f"{source}: labels have shape {labels.shape} but {train_source} has {train_labels.shape}; every "
+                "split must have the same kind of labels"
+            )
+
+
+def _multi_label_classes(
+    contents: dict[str, np.ndarray], labels: dict[str, np.ndarray], path: Path
+) -> tuple[list[str], str]:
+    """One name per label column: from the archive's class-name array, else "0".."L-1"."""
+    columns = next(iter(labels.values())).shape[1]
+    for key in ("classes", "label_names", "class_names"):
+        if key in contents:
+            names = check_class_names([str(name).strip() for name in contents[key].reshape(-1)], f"{path} [{key}]")
+            if len(names) != columns:
+                raise DataError(
+                    f"{path} [{key}]: names {len(names)} classes but the labels have {columns} columns (multi-label: "
+                    "one name per column)"
+                )
+            return names, f"named in its {key!r} array"
+    return default_classes(columns - 1), "of the archive (one per label column)"
 
 
 def _npz_classes(contents: dict[str, np.ndarray], labels: dict[str, np.ndarray], path: Path) -> tuple[list[str], str]:

@@ -14,6 +14,7 @@ from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import DataError
 
 _CHUNK = 4096
+_VALUES_PER_CHUNK = 2**24  # float64 working copy of at most 128 MiB
 
 
 def channel_histograms(images: torch.Tensor) -> torch.Tensor:
@@ -31,7 +32,7 @@ class Normalizer:
     """`(x / 255 - mean) / std` per channel, with mean and std in [0, 1] units.
 
     Call on a uint8 batch (values 0..255) or a float batch already in [0, 1]; returns float32 on
-    the input's device. Works on (B, C, H, W) and (C, H, W).
+    the input's device. Works on (B, C, H, W) and (C, H, W); volumes (B, C, D, H, W) batches too.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -65,8 +66,9 @@ class Normalizer:
         total = torch.zeros(channels, dtype=torch.float64)
         squares = torch.zeros(channels, dtype=torch.float64)
         count = 0
-        for start in range(0, len(images), _CHUNK):
-            chunk = images[start : start + _CHUNK].cpu().double().transpose(0, 1).reshape(channels, -1)
+        step = max(1, _VALUES_PER_CHUNK // max(1, images[0].numel()))  # volumes: a few at a time, not 4096
+        for start in range(0, len(images), step):
+            chunk = images[start : start + step].cpu().double().transpose(0, 1).reshape(channels, -1)
             total += chunk.sum(1)
             squares += chunk.pow(2).sum(1)
             count += chunk.shape[1]
@@ -110,11 +112,14 @@ class Normalizer:
         return self._cache[key]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-3] != self.channels:
+        axis = 1 if x.ndim == 5 else -3  # (B, C, D, H, W) volumes, else (..., C, H, W)
+        if x.shape[axis] != self.channels:
             raise DataError(
-                f"normalizer has {self.channels} channels but the batch has {x.shape[-3]} (shape {tuple(x.shape)})"
+                f"normalizer has {self.channels} channels but the batch has {x.shape[axis]} (shape {tuple(x.shape)})"
             )
         scale, shift = self._affine(x.device, x.dtype == torch.uint8)
+        if x.ndim == 5:
+            scale, shift = scale.unsqueeze(-1), shift.unsqueeze(-1)
         return torch.addcmul(shift, x.to(torch.float32), scale)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:

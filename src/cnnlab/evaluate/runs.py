@@ -53,6 +53,7 @@ def load_run_split(run: LoadedRun, data: str | None, split: str, data_format: st
             seed=config.seed,
             resize=tuple(run.input_shape[1:]),
             channels=run.input_shape[0],
+            window=config.window,
         )
     else:
         check_run_data(config, run.meta)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from cnnlab.data import DataSplits, load_dataset
-from cnnlab.data.splits import split_off_val, stratified_split
+from cnnlab.data.splits import split_indices, split_off_val
 from cnnlab.errors import ConfigError
 
 
@@ -18,17 +18,15 @@ def load_classification_data(config: Any) -> DataSplits:
     """
     if not config.data:
         raise ConfigError("data: no data set given; pass --data PATH (or `data:` in the config)")
-    resize = config.resize
-    if resize is not None and len(resize) == 1:
-        resize = (resize[0], resize[0])
     splits = load_dataset(
         config.data,
         format=config.data_format,
         test_path=config.test_data,
         val_split=0.0 if config.train_samples else config.val_split,
         seed=config.seed,
-        resize=resize,
+        resize=config.resize,
         channels=config.channels,
+        window=config.window,
     )
     return limit_training_samples(splits, config) if config.train_samples else splits
 
@@ -40,7 +38,7 @@ def limit_training_samples(splits: DataSplits, config: Any) -> DataSplits:
         raise ConfigError(f"train_samples must be positive, got {config.train_samples}")
     train = splits.train
     if config.train_samples < total:
-        _, kept = stratified_split(train.labels, config.train_samples / total, config.seed)
+        _, kept = split_indices(train, config.train_samples / total, config.seed)
         train = train.subset(kept)
     val = splits.val
     if val is None and config.val_split > 0:
