@@ -62,7 +62,8 @@ def test_metrics_are_those_of_cnnlab_evaluate(report, tiny_run):
     from cnnlab.evaluate.runs import evaluate_run
 
     _, html, _ = report
-    evaluation, _ = evaluate_run(tiny_run)
+    result = evaluate_run(tiny_run)  # an Evaluation (its .report) since issue 14; a (report, paths) pair before
+    evaluation = result.report if hasattr(result, "report") else result[0]
     assert f"accuracy <b>{evaluation.accuracy:.4f}</b>" in html
     assert f"macro F1 <b>{evaluation.macro_f1:.4f}</b>" in html
     for i, name in enumerate(evaluation.classes):

@@ -2,7 +2,8 @@
 
 A stage is a run of consecutive top-level modules of `forward_features` that keep one spatial resolution and hold
 at least one conv (conv → norm → ReLU, or a ResNet `layer2`); its output is the last module's, i.e. the activations
-just before the next downsampling. Stages are found by tracing, so any model with the zoo interface works.
+just before the next downsampling. Stages are found by tracing, so any model with the zoo interface works. A 3-D
+model's stages are C×D×H×W; their grids show the middle depth slice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cnnlab.viz.trace import TracedModule, contains_conv, evaluating, features_o
 
 @dataclass
 class FeatureStage:
-    """One stage: its name (first–last module), and its output for one image (C×H×W)."""
+    """One stage: its name (first–last module), and its output for one image (C×H×W, or C×D×H×W)."""
 
     name: str
     modules: list[str]
@@ -28,21 +29,21 @@ class FeatureStage:
 
     @property
     def label(self) -> str:
-        channels, height, width = self.activation.shape
-        return f"{self.name} ({channels}×{height}×{width})"
+        return f"{self.name} ({'×'.join(map(str, self.activation.shape))})"
 
 
 def conv_stages(model: nn.Module, x: torch.Tensor) -> list[list[TracedModule]]:
     """Groups of top-level modules, one per resolution, that contain a conv and still have a spatial map."""
     groups: list[list[TracedModule]] = []
+    dims = x.ndim - 2
     for traced in top_level(trace_features(model, x)):
-        if len(traced.spatial) != 2:
+        if len(traced.spatial) != dims:
             continue
         if groups and groups[-1][-1].spatial == traced.spatial:
             groups[-1].append(traced)
         else:
             groups.append([traced])
-    return [g for g in groups if any(contains_conv(t.module) for t in g) and g[-1].spatial[0] * g[-1].spatial[1] > 1]
+    return [g for g in groups if any(contains_conv(t.module) for t in g) and np.prod(g[-1].spatial) > 1]
 
 
 def _stage_name(group: list[TracedModule]) -> str:
@@ -58,7 +59,7 @@ def _stage_name(group: list[TracedModule]) -> str:
 
 @torch.no_grad()
 def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureStage]:
-    """Each conv stage's output for the first image of `x` (a preprocessed N×C×H×W batch)."""
+    """Each conv stage's output for the first image of `x` (a preprocessed N×C×H×W or N×C×D×H×W batch)."""
     groups = conv_stages(model, x)
     outputs: dict[str, torch.Tensor] = {}
 
@@ -77,8 +78,11 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[FeatureStage]:
 
 
 def stage_grid(stage: FeatureStage, channels: int = 16, columns: int = 8, min_side: int = 48) -> np.ndarray:
-    """The first `channels` maps of a stage, each min-max scaled on its own (viridis), as one image."""
+    """The first `channels` maps of a stage, each min-max scaled on its own (viridis), as one image; a 3-D
+    stage shows each map's middle depth slice."""
     maps = stage.activation[:channels].numpy()
+    if maps.ndim == 4:
+        maps = maps[:, maps.shape[1] // 2]
     tiles = [enlarge(colorize(normalise(m)), min_side) for m in maps]
     return tile_grid(tiles, columns)
 

@@ -18,8 +18,9 @@ from cnnlab.viz.images import display_image, enlarge, normalise, save_png, tile_
 from cnnlab.viz.trace import is_conv, trace_features
 
 
-def first_conv_weight(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """The out×in×kh×kw kernel of the first conv that `forward_features` runs (on a zero input of this shape)."""
+def first_conv_kernel(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """The whole kernel (out×in×kh×kw, or out×in×kd×kh×kw for Conv3d) of the first conv that `forward_features`
+    runs on a zero input of this shape (C×H×W or C×D×H×W)."""
     device = next(model.parameters()).device
     traced = trace_features(model, torch.zeros(1, *input_shape, device=device))
     for item in traced:
@@ -27,9 +28,16 @@ def first_conv_weight(model: nn.Module, input_shape: tuple[int, ...]) -> torch.T
             continue
         dense = getattr(item.module, "dense_weight", None)  # partial connections (LeNet-5's C3) store a subset
         weight = dense() if callable(dense) else getattr(item.module, "weight", None)
-        if isinstance(weight, torch.Tensor) and weight.ndim == 4:
+        if isinstance(weight, torch.Tensor) and weight.ndim in (4, 5):
             return weight.detach().float().cpu()
-    raise ConfigError(f"{type(model).__name__}: no 2-D conv layer found to show filters of")
+    raise ConfigError(f"{type(model).__name__}: no 2-D conv layer found to show filters of (nor a 3-D one)")
+
+
+def first_conv_weight(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """The first conv's out×in×kh×kw kernel as pictures: a Conv3d kernel's middle depth slice (a 3×3×3 kernel
+    is read slice by slice; the middle one is the one centred on the voxel)."""
+    weight = first_conv_kernel(model, input_shape)
+    return weight[:, :, weight.shape[2] // 2] if weight.ndim == 5 else weight
 
 
 def filter_tiles(weight: torch.Tensor, min_side: int = 64) -> tuple[list[np.ndarray], int]:

@@ -17,14 +17,51 @@ from PIL import Image
 from cnnlab.io import atomic_write_bytes  # noqa: E402
 
 
+def unit_range(array: np.ndarray) -> np.ndarray:
+    """Pixel values as float32 in [0, 1] for display: uint8 divided by 255, floats already in [0, 1] kept, and
+    anything else (16-bit CT/MR counts, Hounsfield units, z-scored floats) min-max scaled over the array given.
+
+    The scaling is per image (or per volume) on purpose: 16-bit scans use a few hundred of 65,536 levels, and a
+    fixed /65535 would show them black.
+    """
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    values = array.astype(np.float32)
+    if values.size and np.issubdtype(array.dtype, np.floating) and values.min() >= 0 and values.max() <= 1:
+        return values
+    return normalise(values) if values.size else values
+
+
+def _numpy(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    return image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+
+
+def _rgb(array: np.ndarray) -> np.ndarray:
+    """C×... in [0, 1] -> ...×3: RGB for 3 channels, the channel mean in grey otherwise."""
+    if array.shape[0] == 3:
+        return np.moveaxis(array, 0, -1)
+    return np.repeat(array.mean(0)[..., None], 3, axis=-1)
+
+
 def display_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A C×H×W image (uint8 0..255 or float 0..1) as H×W×3 floats in [0, 1]; grey for other than 3 channels."""
-    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+    """A C×H×W image as H×W×3 floats in [0, 1] (see `unit_range`); grey for other than 3 channels. A C×D×H×W
+    volume shows its middle axial slice, scaled with the whole volume."""
+    array = _numpy(image)
+    if array.ndim == 4:
+        return display_volume(array)[array.shape[1] // 2]
+    array = unit_range(array)
     if array.ndim == 2:
         array = array[None]
-    rgb = array.transpose(1, 2, 0) if array.shape[0] == 3 else np.repeat(array.mean(0)[..., None], 3, axis=2)
-    return np.clip(rgb, 0.0, 1.0)
+    return np.clip(_rgb(array), 0.0, 1.0)
+
+
+def display_volume(volume: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A C×D×H×W (or D×H×W) volume as D×H×W×3 floats in [0, 1], one scaling for all slices so they compare."""
+    array = unit_range(_numpy(volume))
+    if array.ndim == 3:
+        array = array[None]
+    return np.clip(_rgb(array), 0.0, 1.0)
 
 
 def normalise(values: np.ndarray) -> np.ndarray:

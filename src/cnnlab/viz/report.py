@@ -28,7 +28,7 @@ from cnnlab.io import atomic_write_text
 from cnnlab.runs import LoadedRun, check_output_file, load_run, read_metrics, read_results, writing
 from cnnlab.viz import report_html as H
 from cnnlab.viz.features import feature_maps, stage_grid
-from cnnlab.viz.filters import filter_grid, first_conv_weight
+from cnnlab.viz.filters import filter_grid, first_conv_kernel
 from cnnlab.viz.gradcam import grad_cam, gradcam_panel
 from cnnlab.viz.images import display_image, enlarge, png_bytes
 from cnnlab.viz.plots import confusion_matrix_figure, figure_png, learning_curves_figure
@@ -137,6 +137,10 @@ def write_report(
         from cnnlab.viz.report_faces import faces_makers
 
         return _write_page(run, path, faces_makers(run, split, data), started)
+    if label_mode(run) in ("binary", "multilabel"):
+        from cnnlab.viz.report_medical import medical_makers
+
+        return _write_page(run, path, medical_makers(run, split, data, mistakes, explained, channels), started)
     predictions, data_problem = _evaluate_first_available(run, [split] if split else ["test", "val"], data)
     evaluated = predictions.split if predictions else split or "test"
     makers: list[tuple[str, str, Callable[[], str]]] = [
@@ -151,6 +155,21 @@ def write_report(
         ("config", "Configuration", lambda: config_section(run)),
     ]
     return _write_page(run, path, makers, started)
+
+
+def label_mode(run: LoadedRun) -> str:
+    """run.json's "label_mode" ("multiclass", "binary" or "multilabel"); runs from before it existed are binary
+    when they have two classes (class index 1 is the positive one), multi-class otherwise."""
+    mode = run.meta.get("label_mode")
+    if mode in ("multiclass", "binary", "multilabel"):
+        return mode
+    return "binary" if len(run.classes) == 2 else "multiclass"
+
+
+def input_shape_label(shape: tuple[int, ...] | list[int]) -> tuple[str, str]:
+    """("input (C×H×W)", "1×28×28"), or C×D×H×W for a volume."""
+    axes = "C×D×H×W" if len(shape) == 4 else "C×H×W"
+    return f"input ({axes})", "×".join(map(str, shape))
 
 
 def _write_page(
@@ -192,14 +211,15 @@ def check_run_files(run: LoadedRun) -> None:
 
 
 def _evaluate_first_available(
-    run: LoadedRun, splits: list[str], data: str | None = None
-) -> tuple[SplitPredictions | None, str]:
-    """The first split that can be evaluated, or None and why none could (the report then says so); splits that
-    failed for one reason (the data has moved) share it."""
+    run: LoadedRun, splits: list[str], data: str | None = None, evaluate: Callable[..., Any] | None = None
+) -> tuple[Any, str]:
+    """The first split that `evaluate` (default `evaluate_split`) can score, or None and why none could (the report
+    then says so); splits that failed for one reason (the data has moved) share it."""
+    evaluate = evaluate or evaluate_split
     problems: dict[str, list[str]] = {}
     for split in splits:
         try:
-            return evaluate_split(run, split, data=data), ""
+            return evaluate(run, split, data=data), ""
         except CnnlabError as error:
             problems.setdefault(str(error), []).append(split)
     reasons = "; ".join(f"{' and '.join(names)}: {why}" for why, names in problems.items())
@@ -230,7 +250,7 @@ def overview_section(run: LoadedRun, predictions: SplitPredictions | None) -> st
     pairs: list[tuple[str, Any]] = [
         ("model", _model_name(meta)),
         ("trainable parameters", meta.get("parameters")),
-        ("input (C×H×W)", "×".join(map(str, run.input_shape))),
+        input_shape_label(run.input_shape),
         ("classes", classes),
         ("data", f"{H.text(source)} ({H.text(data.get('format'))})"),
         ("split sizes", ", ".join(f"{k} {v:,}" for k, v in data.get("sizes", {}).items()) or None),
@@ -353,12 +373,15 @@ def mistakes_section(run: LoadedRun, predictions: SplitPredictions | None, count
 
 def filters_section(run: LoadedRun) -> str:
     try:
-        weight = first_conv_weight(run.model, run.input_shape)
+        kernel = first_conv_kernel(run.model, run.input_shape)
     except CnnlabError as error:
         raise SectionMissing(str(error)) from error
-    out_channels, in_channels, height, width = weight.shape
-    caption = f"{out_channels} filters of {in_channels}×{height}×{width}, each scaled to its own min–max"
-    return H.figure(png_bytes(filter_grid(weight)), caption)
+    out_channels, in_channels, *size = kernel.shape
+    caption = f"{out_channels} filters of {in_channels}×{'×'.join(map(str, size))}, each scaled to its own min–max"
+    if kernel.ndim == 5:
+        kernel = kernel[:, :, kernel.shape[2] // 2]
+        caption += "; 3-D kernels: the middle depth slice of each"
+    return H.figure(png_bytes(filter_grid(kernel)), caption)
 
 
 def _example_batch(run: LoadedRun, predictions: SplitPredictions, indices: list[int]) -> tuple[torch.Tensor, ...]:
@@ -374,8 +397,9 @@ def features_section(run: LoadedRun, predictions: SplitPredictions | None, chann
         raise SectionMissing(f"the {predictions.split} split is empty")
     images, x = _example_batch(run, predictions, [0])
     stages = feature_maps(run.model, x)
+    volume = " (middle depth slice; feature maps too)" if images.ndim == 5 else ""
     intro = H.figure(
-        _thumbnail(images[0]), f"{predictions.split} image #0, true {run.classes[int(predictions.labels[0])]}"
+        _thumbnail(images[0]), f"{predictions.split} image #0{volume}, true {true_names(run, predictions.labels[0])}"
     )
     items = [
         H.figure(
@@ -389,6 +413,28 @@ def features_section(run: LoadedRun, predictions: SplitPredictions | None, chann
     return H.gallery([intro]) + H.gallery(items)
 
 
+def true_names(run: LoadedRun, label: torch.Tensor) -> str:
+    """A class name, or for a multi-hot target the names of its positive labels ("none" when there are none)."""
+    if label.ndim == 0:
+        return run.classes[int(label)]
+    names = [run.classes[i] for i in (label > 0.5).nonzero().flatten().tolist()]
+    return ", ".join(names) or "none"
+
+
+SLICE_VIEW = (
+    "Volumes: the three orthogonal slices through the map's peak (depth, row, column; axial, coronal and sagittal "
+    "for a scan stored head to foot), plain above and with the map below."
+)
+
+
+def explained_cam(model: torch.nn.Module, x: torch.Tensor, class_index: int | None = None):
+    """`grad_cam`, its refusal (a model without a spatial conv layer, e.g. an MLP) the section's note."""
+    try:
+        return grad_cam(model, x, class_index)
+    except CnnlabError as error:
+        raise SectionMissing(str(error)) from error
+
+
 def gradcam_section(run: LoadedRun, predictions: SplitPredictions | None, count: int) -> str:
     if predictions is None:
         raise SectionMissing(NO_EVALUATION)
@@ -399,7 +445,7 @@ def gradcam_section(run: LoadedRun, predictions: SplitPredictions | None, count:
     if not indices:
         raise SectionMissing(f"the {predictions.split} split is empty")
     images, x = _example_batch(run, predictions, indices)
-    result = grad_cam(run.model, x)
+    result = explained_cam(run.model, x)
     items = []
     for row, index in enumerate(indices):
         true, predicted = run.classes[int(predictions.labels[index])], run.classes[int(result.predicted[row])]
@@ -409,6 +455,7 @@ def gradcam_section(run: LoadedRun, predictions: SplitPredictions | None, count:
     intro = H.paragraph(
         f"Where the evidence for the predicted class lies (Selvaraju et al. 2017), at layer {result.layer}: "
         "red is strong. Correct predictions first, then the most confident mistakes."
+        + (" " + SLICE_VIEW if images.ndim == 5 else "")
     )
     return intro + H.gallery(items)
 

@@ -27,7 +27,8 @@ class TracedModule:
 
     @property
     def spatial(self) -> tuple[int, ...]:
-        return self.output_shape[1:] if len(self.output_shape) == 3 else ()
+        """(H, W) of a C×H×W output, (D, H, W) of a C×D×H×W one; () for anything else (flat, sequence)."""
+        return self.output_shape[1:] if len(self.output_shape) in (3, 4) else ()
 
 
 def is_conv(module: nn.Module) -> bool:
