@@ -92,6 +92,10 @@ def closed_form_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> 
         nn.Tanh,
         ScaledTanh,
         nn.BatchNorm2d,
+        nn.BatchNorm3d,
+        nn.MaxPool3d,
+        nn.AdaptiveAvgPool3d,
+        nn.Identity,  # resnet18_3d's small stem has no max-pool
         nn.MaxPool2d,
         nn.AvgPool2d,
         nn.AdaptiveAvgPool2d,
@@ -138,6 +142,8 @@ def hooked_macs(model: nn.Module, input_shape: tuple[int, ...], batch_size: int)
         ("resnet18", (3, 224, 224), 1),
         ("vgg11", (3, 224, 224), 1),
         ("alexnet", (3, 224, 224), 1),
+        ("resnet18_3d", (1, 28, 28, 28), 1),  # volumes: Conv3d, BatchNorm3d, 3-D pools
+        ("cnn3d_small", (2, 16, 20, 24), 2),
     ],
 )
 def test_zoo_macs_equal_closed_form_per_layer_counts(name, shape, batch_size):
@@ -189,6 +195,41 @@ def test_resnet50_matches_torchvision_reference():
     summary = summarize_builder(lambda: create("resnet50"), (3, 224, 224))
     assert summary.params == 25_557_032
     assert summary.macs == pytest.approx(4.09e9, rel=0.005)  # torchvision: 4,089,184,256
+
+
+def test_conv3d_macs_shapes_and_receptive_field_by_hand():
+    from cnnlab.models import create
+
+    with torch.device("meta"):
+        model = create("resnet18_3d", num_classes=2, in_channels=1)
+    summary = summarize(model, (1, 28, 28, 28))
+    rows = rows_named(summary)
+    # stem: 64 x 28^3 outputs, each a dot product over 1 channel x 3x3x3 taps
+    assert rows["conv1"].macs == 64 * 28**3 * 1 * 27 == 37_933_056
+    assert rows["layer1.0.conv1"].macs == 64 * 28**3 * 64 * 27
+    # stride 2: ceil(28 / 2) = 14 voxels a side
+    assert rows["layer2.0.conv1"].output_shape == (1, 128, 14, 14, 14)
+    assert rows["layer2.0.conv1"].macs == 128 * 14**3 * 64 * 27 == 606_928_896
+    assert rows["layer2.0.downsample.0"].macs == 128 * 14**3 * 64
+    assert rows["layer4.1.conv2"].output_shape == (1, 512, 4, 4, 4)
+    assert rows["fc"].macs == 512 * 2
+    assert rows["conv1"].receptive_field == (3, 3, 3) and rows["layer1.0.conv1"].receptive_field == (5, 5, 5)
+    assert rows["layer2.0.conv1"].jump == (2, 2, 2)
+    assert rows["avgpool"].rf_global
+    assert summary.params == 33_140_802
+
+
+def test_summary_cli_takes_a_volume_shape(capsys):
+    from cnnlab.cli import main
+
+    assert main(["summary", "cnn3d_small", "--input", "1x28x28x28", "--num-classes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "input 1x28x28x28" in out and "[1, 16, 28, 28, 28]" in out and "(Conv3d)" in out
+    first_conv = next(line for line in out.splitlines() if "(Conv3d)" in line)
+    assert "9.48 M" in first_conv  # 16 x 28^3 x 27 = 9,483,264
+    assert "Total params:       69,971" in out  # 69,906 - 130 + (64 * 3 + 3)
+    assert main(["summary", "resnet18_3d", "--input", "1x28x28"]) == 1
+    assert "the model needs 4: CxDxHxW, e.g. 1x28x28x28" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

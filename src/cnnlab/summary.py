@@ -133,9 +133,14 @@ class Summary:
 
 
 def parse_input_shape(text: str | Sequence[int], ndim: int | None = 3) -> Shape:
-    """`"3x224x224"` (also `3,224,224`, `3×224×224`) -> (3, 224, 224); `ndim` is the rank required."""
+    """`"3x224x224"` (also `3,224,224`, `3×224×224`) -> (3, 224, 224); `ndim` is the rank required (4 for volumes)."""
     parts = list(text) if isinstance(text, (list, tuple)) else re.split(r"\s*[x×X,]\s*", str(text).strip())
-    expected = "CxHxW, e.g. 3x224x224" if ndim in (None, 3) else f"{ndim} sizes like " + "x".join(["8"] * ndim)
+    if ndim in (None, 3):
+        expected = "CxHxW, e.g. 3x224x224"
+    elif ndim == 4:  # a volume model
+        expected = "CxDxHxW, e.g. 1x28x28x28"
+    else:
+        expected = f"{ndim} sizes like " + "x".join(["8"] * ndim)
     try:
         shape = tuple(int(part) for part in parts)
     except (TypeError, ValueError):

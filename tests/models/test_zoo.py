@@ -18,7 +18,10 @@ DEFAULT_SIDE = 32
 # The VGGs and the paper AlexNet spend a second or two in N(0, 0.01) init of ~100M fc weights; they are built once,
 # at the non-default channel count. Their default-channel forward is covered by the torchvision comparisons.
 # The detectors (yolo_v1, yolo_grid) output grids, not class logits: tests/models/test_yolo.py covers them.
-CLASSIFIERS = [name for name in list_models() if not name.startswith(("yolo", "face_"))]
+# The volume models (Conv3d, inputs (N, C, D, H, W)) have the same checks on volumes in test_resnet3d.py.
+CLASSIFIERS = [
+    name for name in list_models() if not name.startswith(("yolo", "face_")) and get_entry(name).spatial_dims == 2
+]
 SLOW_TO_BUILD = {name for name in list_models() if name.startswith("vgg")} | {"alexnet_paper"}
 
 
@@ -71,6 +74,7 @@ def test_all_families_registered() -> None:
     expected = {"lenet5", "lenet5_modern", "alexnet", "alexnet_paper"}
     expected |= {f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")}
     expected |= {f"resnet{depth}" for depth in (18, 34, 50, 101, 152, 20, 32, 44, 56, 110)}
+    expected |= {"resnet10_3d", "resnet18_3d", "resnet34_3d", "cnn3d_small"}
     assert expected <= names
 
 

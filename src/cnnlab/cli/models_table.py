@@ -1,6 +1,6 @@
 """`cnnlab models`' rows, written by `python -m cnnlab.cli.models_cmd` (do not edit by hand)."""
 
-SOURCE_HASH = "c758499bed9bebc2"
+SOURCE_HASH = "ff6d8dc7a532a6e4"
 
 MODELS = [
     {
@@ -18,6 +18,14 @@ MODELS = [
         "default_input": [3, 224, 224],
         "default_classes": 1000,
         "paper": "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep Convolutional Neural Networks",
+    },
+    {
+        "name": "cnn3d_small",
+        "params": 69906,
+        "macs": 66382976,
+        "default_input": [1, 28, 28, 28],
+        "default_classes": 2,
+        "paper": "A small Conv3d-BN-ReLU-MaxPool3d net (cnnlab) for 28x28x28 volumes on a CPU",
     },
     {
         "name": "face_embedder",
@@ -47,12 +55,34 @@ MODELS = [
         "paper": "LeCun, Bottou, Bengio & Haffner 1998, Gradient-Based Learning Applied to Document Recognition",
     },
     {
+        "name": "resnet10_3d",
+        "params": 14336322,
+        "macs": 8346129408,
+        "default_input": [1, 28, 28, 28],
+        "default_classes": 2,
+        "paper": (
+            "He et al. 2015, Deep Residual Learning for Image Recognition, with Conv3d as in MedMNIST v2 (Yang et"
+            " al. 2023) and Hara et al. 2018 (3D ResNets)"
+        ),
+    },
+    {
         "name": "resnet18",
         "params": 11689512,
         "macs": 1814073344,
         "default_input": [3, 224, 224],
         "default_classes": 1000,
         "paper": "He et al. 2015, Deep Residual Learning for Image Recognition (arXiv:1512.03385)",
+    },
+    {
+        "name": "resnet18_3d",
+        "params": 33140802,
+        "macs": 17749103616,
+        "default_input": [1, 28, 28, 28],
+        "default_classes": 2,
+        "paper": (
+            "He et al. 2015, Deep Residual Learning for Image Recognition, with Conv3d as in MedMNIST v2 (Yang et"
+            " al. 2023) and Hara et al. 2018 (3D ResNets)"
+        ),
     },
     {
         "name": "resnet20",
@@ -77,6 +107,17 @@ MODELS = [
         "default_input": [3, 224, 224],
         "default_classes": 1000,
         "paper": "He et al. 2015, Deep Residual Learning for Image Recognition (arXiv:1512.03385)",
+    },
+    {
+        "name": "resnet34_3d",
+        "params": 63450434,
+        "macs": 33221366784,
+        "default_input": [1, 28, 28, 28],
+        "default_classes": 2,
+        "paper": (
+            "He et al. 2015, Deep Residual Learning for Image Recognition, with Conv3d as in MedMNIST v2 (Yang et"
+            " al. 2023) and Hara et al. 2018 (3D ResNets)"
+        ),
     },
     {
         "name": "resnet44",

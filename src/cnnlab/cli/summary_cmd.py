@@ -11,7 +11,9 @@ from cnnlab.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL|LAYERS.yaml", help="a zoo model name or a YAML layer-list file")
-    parser.add_argument("--input", metavar="CxHxW", help="one sample's shape (default: the model's own)")
+    parser.add_argument(
+        "--input", metavar="CxHxW", help="one sample's shape, CxDxHxW for a volume model (default: the model's own)"
+    )
     parser.add_argument("--num-classes", type=int, metavar="N", help="output classes (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="B", help="scales shapes, MACs and memory")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")

@@ -4,10 +4,13 @@ The callable interface, for the trainer and for `make_batches`::
 
     augmenter = build_augmenter(AugmentSpec.from_config({"rotate": 15, "flip": True}))  # None if empty
     x, y = augmenter(x, y, generator)            # x: (B, C, H, W) uint8, or float in [0, 1]
+    x, y = augmenter(volumes, y, generator)      # volumes: (B, C, D, H, W), e.g. CT or MedMNIST 3-D
 
-* dtype is preserved: uint8 in -> uint8 out (rounded), float in [0, 1] -> float32 in [0, 1]. So
-  batches can stay uint8 until the trainer's Normalizer, and the augmenter can also run on the
-  GPU after the transfer (all ops are tensor ops on `x.device`).
+* dtype is preserved: uint8 in -> uint8 out (rounded), float in [0, 1] -> float32 in [0, 1], other
+  integer types (16-bit) -> the same type (rounded, in their own units). So batches can stay raw
+  until the trainer's Normalizer, and the augmenter can also run on the GPU after the transfer (all
+  ops are tensor ops on `x.device`). Colour jitter clamps to [0, 1], or to a sample's own range
+  where its values reach beyond (16-bit, Hounsfield units), so no range is crushed.
 * Every sample draws its own parameters (angle, shift, flip, ...), vectorised over the batch.
 * All randomness comes from `generator` (a CPU torch.Generator, or None for the global RNG):
   the same generator state gives the same output.
@@ -16,9 +19,16 @@ The callable interface, for the trainer and for `make_batches`::
   the batch rolled by one; with both set, each batch picks one at random). Pass `num_classes`
   to `build_augmenter` or to the call (make_batches passes it). Otherwise labels pass through.
 
-Order: crop (pad + random shift), flip, vflip, affine (rotate/scale/translate/shear), colour
+Order: crop (pad + random shift), flip, vflip, (dflip), affine (rotate/scale/translate/shear), colour
 jitter, random erasing, then mixup/cutmix. Flag-only keys (`rotate,flip` from the CLI) take the
 defaults in FLAG_DEFAULTS.
+
+Volumes (B, C, D, H, W) take the same keys with the same meaning on each slice (H, W), plus depth:
+crop shifts along D too, `dflip` mirrors D, `rotate` and `shear` act in the slice plane (rotation about
+the depth axis), `scale` zooms all three axes alike, `translate` shifts along D by the same fraction;
+`jitter` is brightness (an intensity scale) and contrast (about the volume's mean). `saturation` and
+`erase` are refused (volumes have no colour; erasing is defined on 2-D boxes); mixup mixes whole
+volumes and cutmix pastes a box that spans the full depth (its label weight is still its volume share).
 """
 
 from __future__ import annotations
@@ -70,6 +80,14 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
     "cutmix": (0, None, True),
 }
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+SWITCHES = ("flip", "vflip", "dflip")
+# Mirrors: the key and the axis it flips (counted from the end, so the same for images and volumes).
+FLIP_AXES = (("flip", -1), ("vflip", -2), ("dflip", -3))
+# What volumes cannot take, and why (a one-line ConfigError names the key).
+NOT_FOR_VOLUMES = {
+    "saturation": "volumes have no colour to saturate; use brightness / contrast",
+    "erase": "random erasing is defined on 2-D boxes",
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ class AugmentSpec:
         translate: max shift as a fraction of width / height.
         shear: max x-shear in degrees.
         flip / vflip: random horizontal / vertical mirror (p = 0.5).
+        dflip: random mirror of the depth axis of volumes (p = 0.5); an error on 2-D images.
         crop: padding in pixels for random crop with zero padding (CIFAR-style).
         jitter: colour jitter strength for brightness, contrast and saturation alike;
             brightness / contrast / saturation override it one by one.
@@ -103,9 +122,10 @@ class AugmentSpec:
     erase: float = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
+    dflip: bool = False  # last: the known-keys list keeps its order
 
     def __post_init__(self) -> None:
-        for key in ("flip", "vflip"):
+        for key in SWITCHES:
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"config field 'augment.{key}' must be true or false, got {getattr(self, key)!r}")
         for key, bounds in RANGES.items():
@@ -147,6 +167,19 @@ class AugmentSpec:
         )
         return brightness, contrast, saturation
 
+    def check_spatial_dims(self, spatial_dims: int) -> None:
+        """Refuse, before training, the keys the data cannot take: dflip on images, NOT_FOR_VOLUMES on volumes.
+
+        Raises:
+            ConfigError: one line naming the key.
+        """
+        if spatial_dims == 2 and self.dflip:
+            raise ConfigError("augment.dflip mirrors the depth of volumes (B, C, D, H, W); these images are 2-D")
+        if spatial_dims == 3:
+            for key, reason in NOT_FOR_VOLUMES.items():
+                if getattr(self, key):
+                    raise ConfigError(f"augment.{key} does not apply to volumes (B, C, D, H, W): {reason}")
+
     @property
     def has_affine(self) -> bool:
         return bool(self.rotate or self.scale or self.translate or self.shear)
@@ -166,6 +199,7 @@ class AugmentSpec:
     def per_sample_transform(self, image_size: tuple[int, int]) -> v2.Compose | None:
         """The same augmentations (except mixup/cutmix) as torchvision v2 per-image transforms, for
         streaming sets whose images are augmented one by one in DataLoader workers."""
+        self.check_spatial_dims(2)
         steps: list[Any] = []
         if self.crop:
             steps.append(v2.RandomCrop(list(image_size), padding=self.crop))
@@ -224,7 +258,7 @@ def _number(key: str, value: Any) -> float | int:
 
 
 def _switch(key: str, value: Any) -> bool:
-    """flip / vflip: a boolean, 0 / 1, or a word YAML would read as one; anything else is refused, not guessed."""
+    """flip / vflip / dflip: a boolean, 0 / 1, or a word YAML reads as one; anything else is refused, not guessed."""
     if isinstance(value, bool):
         return value
     word = str(value).strip().lower()
@@ -239,7 +273,7 @@ def _field_value(key: str, value: Any) -> Any:
         close = difflib.get_close_matches(key, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown augmentation {key!r}{hint}; known keys: {', '.join(known)}")
-    if key in ("flip", "vflip"):
+    if key in SWITCHES:
         return _switch(key, value)
     return _number(key, value)
 
@@ -281,43 +315,59 @@ class Augmenter:
         return x, y
 
     def transform_images(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Everything but mixup/cutmix, per sample; dtype-preserving."""
+        """Everything but mixup/cutmix, per sample; dtype-preserving. `x` is (B, C, H, W) or (B, C, D, H, W)."""
         spec, batch = self.spec, x.shape[0]
+        spatial = self._check_rank(x)
         if spec.crop:
-            dy, dx = torch.randint(
-                -spec.crop, spec.crop + 1, (2, batch), generator=generator, device=_device(generator)
+            offsets = torch.randint(
+                -spec.crop, spec.crop + 1, (spatial, batch), generator=generator, device=_device(generator)
             )
-            x = AF.shift(x, dy, dx)
-        if spec.flip:
-            x = AF.flip(x, _uniform(generator, batch) < 0.5, dim=-1)
-        if spec.vflip:
-            x = AF.flip(x, _uniform(generator, batch) < 0.5, dim=-2)
+            x = AF.shift(x, *offsets)
+        for key, dim in FLIP_AXES:
+            if getattr(spec, key):
+                x = AF.flip(x, _uniform(generator, batch) < 0.5, dim=dim)
         color = spec.color_factors()
+        if spatial == 3:  # `jitter` on volumes: brightness and contrast only
+            color = (*color[:2], 0.0)
         if not (spec.has_affine or any(color)):
             return self._erase(x, generator)
-        was_uint8 = x.dtype == torch.uint8
+        dtype = x.dtype
         # A private float copy: the colour ops below work in place.
-        x = x.float().div_(255) if was_uint8 else x.to(torch.float32, copy=True)
+        x = x.float().div_(255) if dtype == torch.uint8 else x.to(torch.float32, copy=True)
         if spec.has_affine:
-            x = AF.affine(x, self._affine_params(generator, batch, tuple(x.shape[-2:])))
+            x = AF.affine(x, self._affine_params(generator, batch, tuple(x.shape[2:])))
         if any(color):
             x = AF.color_jitter(x, *(self._factor(generator, batch, c) for c in color))
         x = self._erase(x, generator)
-        return _to_uint8(x) if was_uint8 else x
+        return _restore_dtype(x, dtype)
 
-    def _affine_params(self, generator: torch.Generator | None, batch: int, size: tuple[int, int]) -> torch.Tensor:
+    def _check_rank(self, x: torch.Tensor) -> int:
+        spatial = x.dim() - 2
+        if spatial not in (2, 3):
+            shape = "x".join(map(str, x.shape))
+            raise ConfigError(f"augment: batches must be (B, C, H, W) images or (B, C, D, H, W) volumes, got {shape}")
+        self.spec.check_spatial_dims(spatial)
+        return spatial
+
+    def _affine_params(self, generator: torch.Generator | None, batch: int, size: tuple[int, ...]) -> torch.Tensor:
+        """Per-sample `affine_grid` matrices for a spatial `size` of (H, W), or (D, H, W) for volumes."""
         spec = self.spec
+        height, width = size[-2:]
         angle = _symmetric(generator, batch, spec.rotate)
         scale = 1 + _symmetric(generator, batch, spec.scale)
         shear = _symmetric(generator, batch, spec.shear)
         translate = torch.stack(
             [
-                _symmetric(generator, batch, spec.translate * size[1]),
-                _symmetric(generator, batch, spec.translate * size[0]),
+                _symmetric(generator, batch, spec.translate * width),
+                _symmetric(generator, batch, spec.translate * height),
             ],
             dim=1,
         )
-        return AF.affine_matrices(angle.cpu(), scale.cpu(), shear.cpu(), translate.cpu(), size)
+        theta = AF.affine_matrices(angle.cpu(), scale.cpu(), shear.cpu(), translate.cpu(), (height, width))
+        if len(size) == 2:
+            return theta
+        depth_shift = _symmetric(generator, batch, spec.translate * size[0])  # drawn last: images draw as before
+        return AF.volume_matrices(theta, scale.cpu(), depth_shift.cpu(), size[0])
 
     @staticmethod
     def _factor(generator: torch.Generator | None, batch: int, strength: float) -> torch.Tensor | None:
@@ -346,14 +396,21 @@ class Augmenter:
         if classes is None:
             raise ConfigError("mixup/cutmix need the number of classes: build_augmenter(spec, num_classes=K)")
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=_device(generator)))
-        was_uint8 = x.dtype == torch.uint8
-        x = x.float().div_(255) if was_uint8 else x
+        dtype, shape = x.dtype, x.shape
+        if dtype == torch.uint8:
+            x = x.float().div_(255)
+        elif not x.is_floating_point():
+            x = x.float()  # 16-bit: mixed in its own units
+        if x.dim() == 5:
+            # torchvision's mixers take (B, C, H, W): depth joins the channels, so MixUp mixes whole volumes and
+            # CutMix pastes a box through the full depth (its area share is its volume share: labels stay right).
+            x = x.flatten(1, 2)
         # v2.MixUp/CutMix draw from the global RNG; seeding a forked copy keeps them reproducible
         # without disturbing the caller's global random state.
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
             x, y = self._mixer(classes)(x, y.long())
-        return (_to_uint8(x) if was_uint8 else x), y
+        return _restore_dtype(x.view(shape), dtype), y
 
     def _mixer(self, num_classes: int) -> v2.Transform:
         if num_classes not in self._mixers:
@@ -369,6 +426,17 @@ class Augmenter:
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Float [0, 1] -> uint8, rounding half up; modifies `x` (always a temporary here)."""
     return x.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def _restore_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The float32 working copy back to the input's type: uint8 from [0, 1], other integers (16-bit) rounded
+    in their own units and clamped to the type's range, floats stay float32; modifies `x` (a temporary)."""
+    if dtype == torch.uint8:
+        return _to_uint8(x)
+    if dtype.is_floating_point or dtype == torch.bool:
+        return x
+    info = torch.iinfo(dtype)
+    return x.round_().clamp_(info.min, info.max).to(dtype)
 
 
 def build_augmenter(

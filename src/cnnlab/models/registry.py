@@ -17,15 +17,20 @@ class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
     paper: str
-    default_input: tuple[int, int, int]
+    default_input: tuple[int, ...]  # (C, H, W), or (C, D, H, W) for a volume model
     default_classes: int
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for image models, 3 for volume models (Conv3d, inputs (N, C, D, H, W))."""
+        return len(self.default_input) - 1
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    paper: str, default_input: tuple[int, int, int] = (3, 224, 224), default_classes: int = 1000
+    paper: str, default_input: tuple[int, ...] = (3, 224, 224), default_classes: int = 1000
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a builder under its function name; a duplicate name is an error."""
 
