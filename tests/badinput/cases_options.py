@@ -77,7 +77,9 @@ OPTION_CASES = [
     option("seed negative", ["--seed", "-1"], field("seed", "a whole number in [0, 4294967295]", "-1")),
     option("seed over 32 bits", ["--seed", str(2**32)], field("seed", "a whole number in [0, 4294967295]", str(2**32))),
     option("resize 0", ["--resize", "0"], field("resize", "1 or 2 or 3 values, each a whole number >= 1", "(0,)")),
-    option("resize three values", ["--resize", "32,32,3"], "holds 2-D images; expected H,W (or one number for a square)"),
+    option(
+        "resize three values", ["--resize", "32,32,3"], "holds 2-D images; expected H,W (or one number for a square)"
+    ),
     option("window unknown", ["--window", "lungs"], "config field 'window' must be lung, mediastinum, soft_tissue"),
     option("class weights text", ["--class-weights", "heavy"], "config field 'class_weights' must be balanced or one"),
     option("class weights count", ["--class-weights", "1,2,3"], "class_weights: 3 weights for 10 classes"),

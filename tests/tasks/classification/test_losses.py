@@ -47,7 +47,7 @@ def test_focal_with_gamma_zero_is_cross_entropy_weighted_or_not():
 def test_focal_down_weights_easy_examples_by_one_minus_p_to_gamma():
     logits, target = torch.tensor([[4.0, 0.0], [0.0, 0.5]]), torch.tensor([0, 1])
     p_true = torch.softmax(logits, 1)[torch.arange(2), target]
-    expected = (-(1 - p_true) ** 2 * p_true.log()).mean()
+    expected = (-((1 - p_true) ** 2) * p_true.log()).mean()
     assert torch.allclose(softmax_focal_loss(logits, target, 2.0), expected, atol=1e-6)
 
 
