@@ -65,13 +65,16 @@ def zoo_parameters(model_name: str, input_shape: tuple[int, int, int], num_class
     return count_parameters(model)
 
 
-def small_zoo_models() -> list[str]:
+def small_zoo_models(spatial_dims: int = 2) -> list[str]:
+    """Small-input zoo models for images (2) or volumes (3): a 2-D run is never offered a 3-D net, nor back."""
     from cnnlab.models import get_entry, list_models
 
     return [
         name
         for name in list_models()
-        if max(get_entry(name).default_input[1:]) <= SMALL_INPUT_SIDE and name not in HISTORICAL_MODELS
+        if max(get_entry(name).default_input[1:]) <= SMALL_INPUT_SIDE
+        and name not in HISTORICAL_MODELS
+        and get_entry(name).spatial_dims == spatial_dims
     ]
 
 
@@ -79,7 +82,7 @@ def smaller_models(input_shape: tuple[int, int, int], num_classes: int, below: i
     """(name, parameters) of small-input zoo models that accept `input_shape` and have fewer than `below` params,
     largest first."""
     found = []
-    for name in small_zoo_models():
+    for name in small_zoo_models(len(input_shape) - 1):
         params = zoo_parameters(name, tuple(input_shape), num_classes)
         if params is not None and params < below:
             found.append((name, params))
@@ -90,7 +93,7 @@ def larger_models(input_shape: tuple[int, int, int], num_classes: int, above: in
     """(name, parameters) of small-input zoo models that accept `input_shape` with more than `above` params,
     smallest first (the next step up in capacity)."""
     found = []
-    for name in small_zoo_models():
+    for name in small_zoo_models(len(input_shape) - 1):
         params = zoo_parameters(name, tuple(input_shape), num_classes)
         if params is not None and params > above:
             found.append((name, params))
