@@ -19,6 +19,7 @@ from torch import nn
 from cnnlab.errors import ConfigError
 from cnnlab.models.base import ZooModel
 from cnnlab.models.registry import register_model
+from cnnlab.models.resnet import BasicBlock
 
 PAPER = (
     "He et al. 2015, Deep Residual Learning for Image Recognition, with Conv3d as in MedMNIST v2 "
@@ -45,13 +46,11 @@ def conv1x1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv3d:
     return nn.Conv3d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
-class BasicBlock3d(nn.Module):
-    """Two 3x3x3 convs plus a shortcut: ResNet-18/34's block with a depth axis."""
-
-    expansion = 1
+class BasicBlock3d(BasicBlock):
+    """Two 3x3x3 convs plus a shortcut: ResNet-18/34's block with a depth axis (the 2-D block's forward)."""
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         self.conv1 = conv3x3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm3d(planes)
         self.relu = nn.ReLU(inplace=True)
@@ -59,15 +58,6 @@ class BasicBlock3d(nn.Module):
         self.bn2 = nn.BatchNorm3d(planes)
         self.downsample = downsample
         self.stride = stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
 
 
 class ResNet3d(ZooModel):
