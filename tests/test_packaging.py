@@ -30,6 +30,7 @@ EXAMPLES = [
     "detect_digits",
     "detect_raccoon",
     "faces_olivetti",
+    "kim_cnn_layers",
     "lenet5_mnist",
     "lenet5_modern_mnist",
     "pneumonia_mnist",

@@ -85,8 +85,8 @@ def _is_positive_int(value: Any) -> bool:
 
 
 def _is_shape(value: Any) -> bool:
-    # Channels and at least two spatial sizes: every reader (predict, explain, filters, export) takes images.
-    return isinstance(value, list) and len(value) >= 3 and all(_is_positive_int(v) for v in value)
+    # Channels and at least two spatial sizes (images and volumes), or one sentence length (token ids of text runs).
+    return isinstance(value, list) and len(value) in (1, 3, 4) and all(_is_positive_int(v) for v in value)
 
 
 def _is_name_list(value: Any) -> bool:
@@ -134,7 +134,7 @@ PATH_FIELDS = ("data", "test_data", "model")
 # run.json fields that readers rely on, and what each must be; checked whenever present.
 RUN_META_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model": (lambda v: isinstance(v, dict), "a mapping (the model's name and options, or its layers)"),
-    "input_shape": (_is_shape, "a list of positive integers [channels, height, width]"),
+    "input_shape": (_is_shape, "a list of positive integers [channels, height, width] (or [length] for text)"),
     "num_classes": (_is_positive_int, "a positive integer"),
     "classes": (_is_name_list, "a list of class names"),
     "normalization": (_is_normalization, "a mapping with 'mean' and 'std' lists of finite numbers"),

@@ -105,6 +105,7 @@ def writing(path: str | Path) -> Iterator[None]:
 TASK_COMMANDS = {
     "detection": {"evaluate": "cnnlab detect evaluate", "predict": "cnnlab detect predict"},
     "faces": {"evaluate": "cnnlab faces evaluate", "predict": "cnnlab faces identify"},
+    "text": {"evaluate": "cnnlab text evaluate", "predict": "cnnlab text predict"},
 }
 
 

@@ -20,6 +20,9 @@ for every leaf module in execution order:
   by its stride and grows the RF by the ceil(k_eff / stride) inputs each output reads; resizing and padding
   pass the RF through unchanged (approximations).
 * **Activation memory**: bytes of the layer's output at float32 for the whole batch.
+
+A text model (`input_dtype = torch.long`, e.g. `kim_cnn`) gets token ids: an input shape (L,) of zeros (the PAD
+id), and its receptive fields are counted in tokens.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from cnnlab.errors import ConfigError
 
 Shape = tuple[int, ...]
 FLOAT32_BYTES = 4
+TOKEN_ID_BYTES = 8  # int64 ids
 
-__all__ = ["LayerRow", "Summary", "parse_input_shape", "summarize", "summarize_builder", "format_count"]
+__all__ = ["LayerRow", "Summary", "parse_input_shape", "summarize", "summarize_builder", "format_count", "takes_tokens"]
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -85,6 +89,13 @@ class Summary:
     activation_bytes: int
     input_bytes: int
     containers: dict[str, str] = field(default_factory=dict)  # qualified name -> type, for the tree
+    tokens: bool = False  # the input is L token ids, not a float tensor
+
+    @property
+    def input_text(self) -> str:
+        """`3x224x224`, or `56 tokens` for a text model."""
+        shape = "x".join(map(str, self.input_shape))
+        return f"{shape} tokens" if self.tokens else shape
 
     @property
     def params(self) -> int:
@@ -107,6 +118,7 @@ class Summary:
         return {
             "name": self.name,
             "input_shape": list(self.input_shape),
+            "input_dtype": "int64" if self.tokens else "float32",
             "batch_size": self.batch_size,
             "rows": rows,
             "totals": {
@@ -135,7 +147,9 @@ class Summary:
 def parse_input_shape(text: str | Sequence[int], ndim: int | None = 3) -> Shape:
     """`"3x224x224"` (also `3,224,224`, `3×224×224`) -> (3, 224, 224); `ndim` is the rank required (4 for volumes)."""
     parts = list(text) if isinstance(text, (list, tuple)) else re.split(r"\s*[x×X,]\s*", str(text).strip())
-    if ndim in (None, 3):
+    if ndim == 1:  # a text model: a sequence of token ids
+        expected = "L tokens, e.g. 56"
+    elif ndim in (None, 3):
         expected = "CxHxW, e.g. 3x224x224"
     elif ndim == 4:  # a volume model
         expected = "CxDxHxW, e.g. 1x28x28x28"
@@ -438,9 +452,12 @@ def summarize(
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     input_shape = parse_input_shape(input_shape, ndim=None)
     model = _place(model, device)
-    sample = torch.zeros(batch_size, *input_shape, device=_model_device(model), dtype=_model_dtype(model))
+    tokens = takes_tokens(model)
+    dtype = torch.long if tokens else _model_dtype(model)
+    sample = torch.zeros(batch_size, *input_shape, device=_model_device(model), dtype=dtype)
     names = {module: qualified for qualified, module in model.named_modules(remove_duplicate=False)}
-    recorder = _Recorder(names, FlopCounterMode(display=False), _FieldTracker(tuple(input_shape[1:])))
+    spatial = tuple(input_shape) if tokens else tuple(input_shape[1:])  # ids (N, L) have no channel dimension
+    recorder = _Recorder(names, FlopCounterMode(display=False), _FieldTracker(spatial))
     _run_forward(model, recorder, sample)
     rows = recorder.rows
     total_macs = recorder.counter.get_total_flops() // 2
@@ -448,7 +465,15 @@ def summarize(
     if outside:
         rows.append(LayerRow(name="(functional ops)", type="ops outside leaf layers", depth=0, macs=outside))
     rows.extend(_leftover_rows(model, recorder, names))
-    return _totals(model, name or type(model).__name__, tuple(input_shape), batch_size, rows, total_macs, names)
+    summary = _totals(model, name or type(model).__name__, tuple(input_shape), batch_size, rows, total_macs, names)
+    if tokens:
+        summary.tokens, summary.input_bytes = True, math.prod(input_shape) * batch_size * TOKEN_ID_BYTES
+    return summary
+
+
+def takes_tokens(model: nn.Module) -> bool:
+    """Whether `model` reads token ids (a text model declares `input_dtype = torch.long`)."""
+    return getattr(model, "input_dtype", None) == torch.long
 
 
 def _totals(model, name, input_shape, batch_size, rows, macs, names) -> Summary:
@@ -567,7 +592,7 @@ def _format_table(summary: Summary) -> str:
 
     rule_width = sum(widths) + 2 * (len(widths) - 1)
     thick, thin = "=" * rule_width, "-" * rule_width
-    title = f"{summary.name}  input {'x'.join(map(str, summary.input_shape))}, batch {summary.batch_size}"
+    title = f"{summary.name}  input {summary.input_text}, batch {summary.batch_size}"
     lines = [title, thick, render(header), thick, *(render(cells) for cells in body), thick]
     return "\n".join(lines + _footer(summary, thin, thick))
 
@@ -575,6 +600,7 @@ def _format_table(summary: Summary) -> str:
 def _footer(summary: Summary, thin: str, thick: str) -> list[str]:
     shape = "x".join(map(str, summary.input_shape))
     total_bytes = summary.input_bytes + summary.activation_bytes + summary.param_bytes
+    kind, unit = ("int64 token ids", "tokens") if summary.tokens else ("float32", "pixels")
     return [
         f"Total params:       {summary.params:,}",
         f"  Trainable params: {summary.params_trainable:,}",
@@ -582,11 +608,11 @@ def _footer(summary: Summary, thin: str, thick: str) -> list[str]:
         f"Total MACs:         {format_count(summary.macs)} ({summary.macs:,} multiply-accumulates)",
         f"  FLOPs = 2 x MACs: {format_count(summary.flops)}",
         thin,
-        f"Input size:         {_format_bytes(summary.input_bytes)} (batch {summary.batch_size} x {shape}, float32)",
+        f"Input size:         {_format_bytes(summary.input_bytes)} (batch {summary.batch_size} x {shape}, {kind})",
         f"Activation memory:  {_format_bytes(summary.activation_bytes)} (all layer outputs, float32)",
         f"Parameter memory:   {_format_bytes(summary.param_bytes)}",
         f"Estimated total:    {_format_bytes(total_bytes)}",
         thick,
-        "RF: receptive field in input pixels at the layer's output; Jump: its effective stride in input pixels.",
+        f"RF: receptive field in input {unit} at the layer's output; Jump: its effective stride in input {unit}.",
         "MACs count convolutions and matmuls only (bias, pooling, activations, normalisation: 0).",
     ]

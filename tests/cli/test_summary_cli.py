@@ -118,3 +118,49 @@ def test_models_table(capsys):
     assert code == 0
     line = next(line for line in out.splitlines() if line.startswith("vgg16 "))
     assert "138,357,544" in line and "15.47 G" in line and "3x224x224" in line and "Simonyan" in line
+
+
+def test_summary_kim_cnn_multichannel_shows_trainable_and_frozen(capsys):
+    code, out, _ = run_cli(
+        capsys, "summary", "kim_cnn", "--model-options", "variant=multichannel,vocab_size=1000,embedding_dim=50"
+    )
+    assert code == 0
+    assert "input 56 tokens" in out and "Kim 2014" in out
+    convs = sum(h * 100 * 100 + 100 for h in (3, 4, 5))
+    assert f"Trainable params: {1000 * 50 + convs + 300 * 2 + 2:,}" in out
+    assert f"Frozen params:    {1000 * 50:,}" in out
+    assert "int64 token ids" in out and "Frozen" in out.splitlines()[3]
+
+
+def test_summary_kim_cnn_token_input_and_receptive_field(capsys):
+    code, out, _ = run_cli(capsys, "summary", "kim_cnn", "--input", "20", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["input_shape"] == [20] and data["input_dtype"] == "int64"
+    conv5 = next(row for row in data["rows"] if row["name"] == "convs.2")
+    assert conv5["output_shape"] == [1, 100, 24] and conv5["receptive_field"] == [5]
+
+
+def test_summary_kim_layer_list_example(capsys):
+    from pathlib import Path
+
+    import cnnlab
+
+    path = Path(cnnlab.__file__).parent / "examples" / "kim_cnn_layers.yaml"
+    code, out, _ = run_cli(capsys, "summary", str(path))
+    assert code == 0
+    assert "input 56 tokens" in out and "Total params:       6,360,902" in out
+    code, out, _ = run_cli(capsys, "summary", str(path), "--model-options", "vocab_size=100")
+    assert code == 0 and f"Total params:       {100 * 300 + 360_902:,}" in out
+
+
+def test_summary_model_options_cannot_set_num_classes(capsys):
+    code, _, err = run_cli(capsys, "summary", "kim_cnn", "--model-options", "num_classes=3")
+    assert code == 1 and "--num-classes" in err
+
+
+def test_models_table_shows_text_inputs_as_tokens(capsys):
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("kim_cnn "))
+    assert "56 tokens" in line and "6,360,902" in line

@@ -33,6 +33,7 @@ COMMANDS = {
     "report": ("report_cmd", "one self-contained HTML report of a run"),
     "detect": ("detect_cmd", "object detection: train, evaluate and predict with grid detectors (YOLO-style)"),
     "faces": ("faces_cmd", "face recognition: train an embedder, evaluate, enroll, identify and verify"),
+    "text": ("text_cmd", "sentence classification (Kim's CNN): train, evaluate and predict"),
     "export": ("export_cmd", "export a run's model to ONNX or TorchScript"),
     "examples": ("examples_cmd", "list the example configs shipped with cnnlab (train one with --config NAME)"),
 }
@@ -210,6 +211,10 @@ def _run(argv: list[str], debug: bool) -> int:
         args, extras = parser.parse_known_args(argv)
     except SystemExit as done:  # --help or --version printed its text
         return done.code if isinstance(done.code, int) else 0
+    target = getattr(args, "positional_extras", None)  # `text predict RUN --top 3 "a sentence"`: argparse leaves
+    if extras and target and not any(item.startswith("-") for item in extras):  # positionals after flags over
+        getattr(args, target).extend(extras)
+        extras = []
     if extras:
         raise _unrecognized(extras, parser.command_parsers.get(args.command, parser))
     if not args.command:

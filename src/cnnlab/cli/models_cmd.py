@@ -120,7 +120,7 @@ def _table(records: list[dict]) -> str:
             r["name"],
             f"{r['params']:,}",
             format_count(r["macs"]),
-            "x".join(map(str, r["default_input"])),
+            input_text(r["default_input"]),
             str(r["default_classes"]),
             r["paper"],
         ]
@@ -135,6 +135,11 @@ def _table(records: list[dict]) -> str:
     lines = [render(header), "  ".join("-" * w for w in widths), *(render(row) for row in rows)]
     lines.append("MACs: multiply-accumulates for one sample at the default input (FLOPs = 2 x MACs).")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def input_text(shape: list[int]) -> str:
+    """`3x224x224`; a 1-D default input is a text model's L token ids: `56 tokens`."""
+    return f"{shape[0]} tokens" if len(shape) == 1 else "x".join(map(str, shape))
 
 
 _UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))

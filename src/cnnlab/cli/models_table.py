@@ -1,6 +1,6 @@
 """`cnnlab models`' rows, written by `python -m cnnlab.cli.models_cmd` (do not edit by hand)."""
 
-SOURCE_HASH = "1fd9220f6003cabf"
+SOURCE_HASH = "9612d58d959ead96"
 
 MODELS = [
     {
@@ -20,6 +20,14 @@ MODELS = [
         "paper": "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep Convolutional Neural Networks",
     },
     {
+        "name": "char_cnn",
+        "params": 11343364,
+        "macs": 373985280,
+        "default_input": [1014],
+        "default_classes": 4,
+        "paper": "Zhang, Zhao & LeCun 2015, Character-level Convolutional Networks for Text Classification (small)",
+    },
+    {
         "name": "cnn3d_small",
         "params": 69906,
         "macs": 66382976,
@@ -37,6 +45,14 @@ MODELS = [
             "Schroff, Kalenichenko & Philbin 2015 (FaceNet: embeddings, triplet loss); Deng et al. 2019 (ArcFace:"
             " BN-dropout-FC-BN head, additive angular margin)"
         ),
+    },
+    {
+        "name": "kim_cnn",
+        "params": 6360902,
+        "macs": 21300600,
+        "default_input": [56],
+        "default_classes": 2,
+        "paper": "Kim 2014, Convolutional Neural Networks for Sentence Classification",
     },
     {
         "name": "lenet5",

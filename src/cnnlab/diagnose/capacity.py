@@ -72,9 +72,9 @@ def small_zoo_models(spatial_dims: int = 2) -> list[str]:
     return [
         name
         for name in list_models()
-        if max(get_entry(name).default_input[1:]) <= SMALL_INPUT_SIDE
+        if get_entry(name).spatial_dims == spatial_dims
+        and max(get_entry(name).default_input[1:]) <= SMALL_INPUT_SIDE
         and name not in HISTORICAL_MODELS
-        and get_entry(name).spatial_dims == spatial_dims
     ]
 
 

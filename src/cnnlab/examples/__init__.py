@@ -27,6 +27,8 @@ class Example:
 
     @property
     def command(self) -> str:
+        if self.is_layer_list and _starts_with_embedding(self.path):
+            return f"cnnlab text train --model {self.path} --data SENTENCES"
         if self.is_layer_list:
             return f"cnnlab train --model {self.path} --data mnist"
         return f"cnnlab train --config {self.name}"
@@ -53,6 +55,13 @@ def list_examples() -> list[Example]:
 def _is_layer_list(path: Path) -> bool:
     content = yaml.safe_load(path.read_text(encoding="utf-8"))
     return isinstance(content, dict) and "layers" in content
+
+
+def _starts_with_embedding(path: Path) -> bool:
+    """A text net's layer list (token ids in): its first layer is an embedding."""
+    layers = yaml.safe_load(path.read_text(encoding="utf-8")).get("layers") or [None]
+    first = layers[0]
+    return first == "embedding" or (isinstance(first, dict) and "embedding" in first)
 
 
 def find_config(name_or_path: str | os.PathLike | None) -> Path | None:

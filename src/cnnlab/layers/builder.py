@@ -14,6 +14,19 @@ layers:
 ```
 Each entry is `name` or `{name: value}` or `{name: {field: value}}`. Mistakes raise ConfigError naming
 the layer index and the field, because a shape error from deep inside torch says neither.
+
+A text net starts with `embedding` on an input of L token ids (`input: 56`), and may run branches side by side
+with `parallel` (Kim 2014's filter widths; see examples/kim_cnn_layers.yaml):
+```yaml
+input: 56
+layers:
+  - embedding: {dim: 300, mode: learned, vocab: vocab}   # vocab: the vocabulary size the text task passes
+  - parallel:
+      - [{conv1d: {out: 100, kernel: 3, padding: 2}}, relu, max_over_time]
+      - [{conv1d: {out: 100, kernel: 4, padding: 3}}, relu, max_over_time]
+  - dropout: 0.5
+  - fc: {out: classes, max_norm: 3}
+```
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from torch import nn
 from cnnlab.config import read_yaml
 from cnnlab.errors import ConfigError
 from cnnlab.layers.activations import ACTIVATIONS, get_activation
+from cnnlab.layers.text import EMBEDDING_MODES, MaxNormLinear, MaxOverTime, Parallel, TokenEmbedding
 
 Shape = tuple[int, ...]  # one sample, without the batch dimension
 
@@ -65,6 +79,21 @@ class LayerListNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    @property
+    def embedding(self) -> TokenEmbedding | None:
+        """The token embedding a text net starts with (for `load_vectors`), else None."""
+        first = self.features[0] if len(self.features) else self.head[0]
+        return first if isinstance(first, TokenEmbedding) else None
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """torch.long for a net of token ids, else float."""
+        return torch.long if self.embedding is not None else torch.get_default_dtype()
+
+    @property
+    def text_model(self) -> bool:
+        return self.embedding is not None
+
     def get_classifier(self) -> nn.Module:
         linears = [m for m in self.head if isinstance(m, nn.Linear)]
         if not linears:
@@ -75,8 +104,10 @@ class LayerListNet(nn.Module):
 class _Layer:
     """One entry of the list being built: its index and type name, for error messages."""
 
-    def __init__(self, index: int, kind: str, options: dict[str, Any]) -> None:
+    def __init__(self, index: int | str, kind: str, options: dict[str, Any]) -> None:
         self.index, self.kind, self.options = index, kind, options
+        self.vocab_size: int | None = None  # the text task's vocabulary size, for `embedding`
+        self.first = False  # embedding is allowed as the net's first layer only
 
     def error(self, message: str) -> ConfigError:
         return ConfigError(f"layer {self.index} ({self.kind}): {message}")
@@ -167,7 +198,13 @@ def _fc(layer: _Layer, shape: Shape, num_classes: int) -> nn.Module:
     out = num_classes if out == "classes" else out
     if not isinstance(out, int) or isinstance(out, bool) or out < 1:
         raise layer.error(f"field 'out' must be a positive integer or 'classes', got {out!r}")
-    return nn.Linear(shape[0], out, bias=bool(layer.take("bias", True)))
+    bias = bool(layer.take("bias", True))
+    max_norm = layer.take("max_norm")
+    if max_norm is None:
+        return nn.Linear(shape[0], out, bias=bias)
+    if not isinstance(max_norm, (int, float)) or isinstance(max_norm, bool) or max_norm <= 0:
+        raise layer.error(f"field 'max_norm' must be a positive number, got {max_norm!r}")
+    return MaxNormLinear(shape[0], out, bias=bias, max_norm=float(max_norm))
 
 
 def _dropout(layer: _Layer, shape: Shape, _: int) -> nn.Module:
@@ -200,6 +237,52 @@ def _softmax(layer: _Layer, shape: Shape, _: int) -> nn.Module:
     return SoftmaxHead()
 
 
+def _embedding(layer: _Layer, shape: Shape, _: int) -> nn.Module:
+    if not layer.first:
+        raise layer.error("must be the first layer (its input is token ids)")
+    if len(shape) != 1:
+        raise layer.error(f"needs an input of L token ids (e.g. `input: 56`), got {_fmt(shape)}")
+    vocab = layer.take("vocab", "vocab")
+    if vocab == "vocab":
+        if layer.vocab_size is None:
+            raise layer.error("`vocab: vocab` needs the vocabulary size (the text task passes it; else give a number)")
+        vocab = layer.vocab_size
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 2:
+        raise layer.error(f"field 'vocab' must be 'vocab' or an integer >= 2, got {vocab!r}")
+    mode = layer.take("mode", "learned")
+    if mode not in EMBEDDING_MODES:
+        raise layer.error(f"field 'mode' must be one of {', '.join(EMBEDDING_MODES)}, got {mode!r}")
+    dim = layer.positive_int("dim", vocab if mode == "onehot" else None, required=mode != "onehot")
+    try:
+        return TokenEmbedding(vocab, dim, mode=mode)
+    except ConfigError as error:
+        raise layer.error(str(error)) from error
+
+
+def _max_over_time(layer: _Layer, shape: Shape, _: int) -> nn.Module:
+    if len(shape) != 2:
+        raise layer.error(f"needs a C×L input (channels × time), got {_fmt(shape)}")
+    return MaxOverTime()
+
+
+def _parallel(layer: _Layer, shape: Shape, num_classes: int) -> nn.Module:
+    branches = layer.take("branches", required=True)
+    if not isinstance(branches, list) or not branches or not all(isinstance(b, list) and b for b in branches):
+        raise layer.error("expected a list of branches, each a non-empty list of layers")
+    built, shapes = [], []
+    for number, entries in enumerate(branches):
+        pairs = list(_built_layers(entries, shape, num_classes, layer.vocab_size, f"{layer.index} branch {number}"))
+        built.append(nn.Sequential(*(module for module, _ in pairs)))
+        shapes.append(pairs[-1][1])
+    for number, out_shape in enumerate(shapes[1:], start=1):
+        if len(out_shape) != len(shapes[0]) or out_shape[1:] != shapes[0][1:]:
+            raise layer.error(
+                f"branch {number} outputs {_fmt(out_shape)} but branch 0 outputs {_fmt(shapes[0])}; "
+                "branches are concatenated on channels, so every other size must agree"
+            )
+    return Parallel(*built)
+
+
 # type -> (builder, name of the field a scalar value fills)
 LAYER_TYPES: dict[str, tuple[Callable[[_Layer, Shape, int], nn.Module], str | None]] = {
     "conv": (_conv, "out"),
@@ -211,14 +294,19 @@ LAYER_TYPES: dict[str, tuple[Callable[[_Layer, Shape, int], nn.Module], str | No
     "bn": (_batch_norm, None),
     "act": (_activation, "type"),
     "softmax": (_softmax, None),
+    "embedding": (_embedding, "dim"),
+    "parallel": (_parallel, "branches"),
+    "max_over_time": (_max_over_time, None),
 }
 KNOWN_FIELDS = {
     "conv": ("out", "kernel", "stride", "padding", "dilation", "groups", "bias", "dim"),
     "pool": ("type", "size", "stride", "padding", "dim"),
     "global_pool": ("type",),
-    "fc": ("out", "bias"),
+    "fc": ("out", "bias", "max_norm"),
     "dropout": ("p",),
     "bn": ("momentum", "eps"),
+    "embedding": ("dim", "mode", "vocab"),
+    "parallel": ("branches",),
 }
 ALIASES = {
     "conv2d": "conv",
@@ -230,10 +318,12 @@ ALIASES = {
     "activation": "act",
     "maxpool": "pool",
     "avgpool": "pool",
+    "max_pool_over_time": "max_over_time",
+    "embed": "embedding",
 }
 
 
-def _parse_entry(index: int, entry: Any) -> _Layer:
+def _parse_entry(index: int | str, entry: Any) -> _Layer:
     if isinstance(entry, str):
         kind, value = entry, None
     elif isinstance(entry, dict) and len(entry) == 1:
@@ -273,7 +363,7 @@ def _output_shape(layer: _Layer, module: nn.Module, shape: Shape) -> Shape:
     module.eval()  # batch norm cannot run on a batch of one in training mode
     try:
         with torch.no_grad():
-            out = module(torch.zeros(1, *shape))
+            out = module(torch.zeros(1, *shape, dtype=getattr(module, "input_dtype", None)))
     except RuntimeError as error:
         reason = str(error).splitlines()[0]
         raise layer.error(f"does not fit its input {_fmt(shape)} ({reason})") from error
@@ -284,22 +374,33 @@ def _output_shape(layer: _Layer, module: nn.Module, shape: Shape) -> Shape:
     return tuple(out.shape[1:])
 
 
-def build_network(layers: list[Any], input_shape: Shape, num_classes: int = 10) -> LayerListNet:
-    """Build a LayerListNet from a layer list; `classes` in an `fc`/`conv` `out` becomes num_classes."""
+def build_network(
+    layers: list[Any], input_shape: Shape, num_classes: int = 10, vocab_size: int | None = None
+) -> LayerListNet:
+    """Build a LayerListNet from a layer list; `classes` in an `fc`/`conv` `out` becomes num_classes.
+
+    `vocab_size` is what `embedding: {vocab: vocab}` becomes (the text task passes its vocabulary's size).
+    """
     if not isinstance(layers, list) or not layers:
         raise ConfigError("the layer list must be a non-empty list of layers")
-    shape = tuple(int(s) for s in input_shape)
     features: list[nn.Module] = []
     head: list[nn.Module] = []
+    for module, shape in _built_layers(layers, tuple(int(s) for s in input_shape), num_classes, vocab_size, None):
+        (head if head or len(shape) == 1 else features).append(module)
+    return LayerListNet(nn.Sequential(*features), nn.Sequential(*head), tuple(int(s) for s in input_shape))
+
+
+def _built_layers(layers: list[Any], shape: Shape, num_classes: int, vocab_size: int | None, prefix: str | None):
+    """Yield (module, its output shape) for each entry; `prefix` names the parallel branch being built."""
     for index, entry in enumerate(layers):
-        layer = _parse_entry(index, entry)
+        layer = _parse_entry(index if prefix is None else f"{prefix} layer {index}", entry)
+        layer.vocab_size, layer.first = vocab_size, prefix is None and index == 0
         builder = LAYER_TYPES[layer.kind][0]
         given = tuple(layer.options)
         module = builder(layer, shape, num_classes)
         layer.finish(tuple(f for f in KNOWN_FIELDS.get(layer.kind, ()) if f not in given or f in layer.options))
         shape = _output_shape(layer, module, shape)
-        (head if head or len(shape) == 1 else features).append(module)
-    return LayerListNet(nn.Sequential(*features), nn.Sequential(*head), tuple(int(s) for s in input_shape))
+        yield module, shape
 
 
 def parse_shape(text: Any, field: str = "input") -> Shape:
@@ -315,16 +416,20 @@ def parse_shape(text: Any, field: str = "input") -> Shape:
 
 
 def load_network(
-    path: str | Path, num_classes: int | None = None, input_shape: Shape | None = None
+    path: str | Path, num_classes: int | None = None, input_shape: Shape | None = None, vocab_size: int | None = None
 ) -> tuple[LayerListNet, Shape]:
-    """Read a YAML layer-list file (`input:` and `layers:`) and build it; errors name the file."""
+    """Read a YAML layer-list file (`input:` and `layers:`) and build it; errors name the file.
+
+    A text net's file may give `vocab_size:` (used when the caller passes none, e.g. by `cnnlab summary`).
+    """
     spec = read_yaml(path)
     try:
         if "layers" not in spec:
             raise ConfigError("missing the `layers:` list")
         shape = input_shape or parse_shape(spec.get("input") or _missing_input())
         classes = num_classes or int(spec.get("num_classes", 10))
-        return build_network(spec["layers"], shape, classes), shape
+        vocab = vocab_size or spec.get("vocab_size")
+        return build_network(spec["layers"], shape, classes, vocab_size=vocab), shape
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from error
 

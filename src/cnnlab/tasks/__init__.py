@@ -29,6 +29,7 @@ def _ensure_loaded() -> None:
     import cnnlab.tasks.classification  # noqa: F401  (registers itself)
     import cnnlab.tasks.detection.task  # noqa: F401
     import cnnlab.tasks.faces.task  # noqa: F401
+    import cnnlab.tasks.text.task  # noqa: F401
 
 
 def list_tasks() -> list[str]:

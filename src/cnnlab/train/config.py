@@ -19,7 +19,7 @@ from typing import Any
 from cnnlab.data.augment import AugmentSpec
 from cnnlab.errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("none", "constant", "step", "multistep", "cosine", "onecycle", "plateau")
 PRECISIONS = ("fp32", "bf16", "fp16")
 # numpy's seed must fit in 32 bits (`seed_everything` seeds numpy too).
@@ -208,7 +208,7 @@ def _learning_rate(value: Any) -> Any:
 # the same with weight decay 0, and decoupled decay (Loshchilov & Hutter 2019) once a user adds some.
 @dataclass(frozen=True)
 class OptimizerConfig:
-    name: str = field(default="adamw", metadata={"help": "sgd | adam | adamw"})
+    name: str = field(default="adamw", metadata={"help": "sgd | adam | adamw | adadelta"})
     lr: float | str = field(
         default=3e-3,
         metadata={
@@ -219,6 +219,8 @@ class OptimizerConfig:
     momentum: float = 0.9
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
+    rho: float = field(default=0.95, metadata={"help": "adadelta: decay of the running averages"})
+    eps: float = field(default=1e-6, metadata={"help": "adadelta: added to the running averages"})
     weight_decay: float = field(default=0.0, metadata={"help": "L2 as decoupled/optimizer weight decay"})
     decay_bias_and_norm: bool = field(default=False, metadata={"help": "also decay biases and norm parameters"})
 
@@ -234,6 +236,8 @@ OPTIMIZER_RULES: dict[str, Rule] = {
     "lr": NumberOrAuto(POSITIVE),
     "momentum": FRACTION,
     "betas": Each(FRACTION, lengths=(2,)),
+    "rho": FRACTION,
+    "eps": POSITIVE,
     "weight_decay": NON_NEGATIVE,
 }
 

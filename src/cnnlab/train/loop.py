@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import TrainingDiverged
+from cnnlab.layers.constraints import apply_constraints, constrained_modules
 from cnnlab.tasks.base import StepContext, StepOutput, Task
 from cnnlab.train.callbacks.base import Callback
 from cnnlab.train.checkpoint import capture_rng_state, restore_rng_state
@@ -185,6 +186,8 @@ class Trainer:
         self._clipped = [*self.model.parameters(), *self.context.modules.parameters()]
         self.divergence_watch = DivergenceWatch()
         self._steps_done = 0
+        # Weight constraints the model declares (Kim 2014's max-norm): applied after every optimiser step.
+        self._constrained = constrained_modules(self.unwrapped_model)
 
     def stop(self, now: bool = False) -> None:
         """End training after this epoch; with `now`, after the current batch (the partial epoch is still
@@ -220,6 +223,8 @@ class Trainer:
             nn.utils.clip_grad_norm_(self._clipped, s.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self._constrained:
+            apply_constraints(self._constrained)
         if self.scheduler is not None and self.schedule_unit == "step":
             self.scheduler.step()
         for key, value in output.sums.items():

@@ -39,7 +39,25 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Op
         return torch.optim.Adam(groups, lr=config.lr, betas=tuple(config.betas))
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas))
-    raise ConfigError(f"optimizer.name: unknown optimizer {config.name!r}; choose sgd, adam or adamw")
+    if name == "adadelta":  # Kim 2014's optimiser (Zeiler 2012): rho 0.95, eps 1e-6, learning rate 1.0
+        from cnnlab.train.adadelta import Adadelta
+
+        return Adadelta(_lazy_embedding_groups(model, groups), lr=config.lr, rho=config.rho, eps=config.eps)
+    raise ConfigError(f"optimizer.name: unknown optimizer {config.name!r}; choose sgd, adam, adamw or adadelta")
+
+
+def _lazy_embedding_groups(model: nn.Module, groups: list[dict]) -> list[dict]:
+    """Word-embedding tables in groups of their own, updated row-lazily (`train.adadelta`)."""
+    from cnnlab.train.adadelta import embedding_parameters
+
+    tables = embedding_parameters(model)
+    split = []
+    for group in groups:
+        dense = [p for p in group["params"] if id(p) not in tables]
+        lazy = [p for p in group["params"] if id(p) in tables]
+        split += [{**group, "params": dense}] if dense else []
+        split += [{**group, "params": lazy, "lazy_rows": True}] if lazy else []
+    return split
 
 
 def _decay_factor(config: ScheduleConfig, epoch: float, epochs: int, base_lr: float) -> float:

@@ -137,6 +137,10 @@ def write_report(
         from cnnlab.viz.report_faces import faces_makers
 
         return _write_page(run, path, faces_makers(run, split, data), started)
+    if run.task is not None and run.task.name == "text":
+        from cnnlab.viz.report_text import text_makers
+
+        return _write_page(run, path, text_makers(run, split, data), started)
     if label_mode(run) in ("binary", "multilabel"):
         from cnnlab.viz.report_medical import medical_makers
 

@@ -48,7 +48,9 @@ def _split_part(metrics: Mapping[str, float], split: str, order: Iterable[str]) 
     return f"{split} {values}"
 
 
-def epoch_line(epoch: int, epochs: int, metrics: Mapping[str, float], order: Iterable[str] = ()) -> str:
+def epoch_line(
+    epoch: int, epochs: int, metrics: Mapping[str, float], order: Iterable[str] = (), unit: str = "img"
+) -> str:
     """One epoch on one line, for any task.
 
     `epoch 3/10  train loss 0.2311 acc 0.9312  val loss 0.1980 acc 0.9420  lr 0.0100  6.2 s  8,702 img/s`:
@@ -63,7 +65,7 @@ def epoch_line(epoch: int, epochs: int, metrics: Mapping[str, float], order: Ite
     if "epoch_seconds" in metrics:
         parts.append(f"{metrics['epoch_seconds'] + metrics.get('val_seconds', 0.0):.1f} s")
     if "images_per_second" in metrics:
-        parts.append(f"{metrics['images_per_second']:,.0f} img/s")
+        parts.append(f"{metrics['images_per_second']:,.0f} {unit}/s")
     return "  ".join(parts)
 
 
@@ -125,7 +127,10 @@ class ProgressBar(Callback):
             self.bar = None
         if not math.isfinite(metrics.get("train_loss", 0.0)):
             return  # a diverged epoch: the error that ends the run says so, in its one line
-        line = epoch_line(epoch, self.epochs, metrics, getattr(trainer.task, "metrics", {}))
+        task = trainer.task
+        line = epoch_line(
+            epoch, self.epochs, metrics, getattr(task, "metrics", {}), getattr(task, "sample_unit", "img")
+        )
         tqdm.write(line, file=sys.stderr)  # redraws any bar still open (a user's) below the line
 
     def on_fit_end(self, trainer) -> None:
