@@ -20,7 +20,7 @@ import time
 
 from benchlib import BENCH_DIR, REPO, choose_threads, load_average
 
-SCRIPTS = ["overhead", "peers", "hardware", "time_to_accuracy", "datapath", "inference", "profile_fit"]
+SCRIPTS = ["overhead", "peers", "hardware", "time_to_accuracy", "datapath", "inference", "profile_fit", "text_steps"]
 
 
 def summary_lines(output: str) -> list[str]:

@@ -56,3 +56,21 @@ def test_remedies_leave_out_what_the_task_forbids():
     assert augmentation(plain).get("augment.flip") is True
     lateral = build_facts([], cases.config(augment={}), task_meta("test_laterality", None, shape=shape))
     assert "augment.flip" not in augmentation(lateral) and "augment.crop" in augmentation(lateral)
+
+
+def test_an_overfitting_text_run_gets_no_image_augmentation_and_no_coupled_decay():
+    """Kim's CNN on MR overfits like an image classifier (train 100%, val 76%); the diagnosis says so, but
+    prescribes neither image augmentations (the text task forbids them) nor L2 under Adadelta."""
+    from cnnlab.tasks.text.task import TextTask
+
+    rows, cfg, _ = cases.overfitting()
+    cfg = {**cfg, "task": "text", "model": "kim_cnn", "optimizer": {"name": "adadelta", "lr": 1.0}}
+    meta = cases.meta("kim_cnn", 5_460_302, [4317, 4318], 960, shape=(56,))
+    meta["task"] = {**TextTask().run_meta(), "reference_loss": math.log(2)}
+    findings = diagnose(rows, cfg, meta)
+    ids = {f.id for f in findings}
+    assert "high_variance" in ids and "limited_data" not in ids and "complex_architecture" not in ids
+    changes = {key for f in findings for key in f.changes}
+    assert not any(key.startswith("augment.") for key in changes)
+    assert "optimizer.weight_decay" not in changes
+    assert "early_stopping.patience" in changes

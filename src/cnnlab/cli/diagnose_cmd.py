@@ -76,7 +76,8 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     params = f"{facts['parameters']:,}" if facts.get("parameters") else "?"
     header = [
         f"{diagnosis.run_dir}: {diagnosis.verdict.upper()} ({tally})",
-        f"  {facts.get('model')} ({params} parameters), {facts.get('train_samples') or 0:,} training images, "
+        f"  {facts.get('model')} ({params} parameters), {facts.get('train_samples') or 0:,} training "
+        f"{'sentences' if facts.get('task') == 'text' else 'images'}, "
         f"{facts.get('num_classes')} {'training people' if facts.get('task') == 'faces' else 'classes'}, "
         f"{facts.get('epochs_run')} of {facts.get('epochs_planned')} epochs, "
         f"best {facts.get('monitor')} at epoch {facts.get('best_epoch')}",

@@ -35,7 +35,7 @@ ADAMW_WEIGHT_DECAY = 0.05
 PATIENCE_FRACTION = 1 / 6
 MIN_PATIENCE, MAX_PATIENCE = 3, 10
 # Typical starting learning rates: SGD with momentum 0.1 (He et al. 2016), Adam/AdamW 1e-3 (Kingma & Ba 2015).
-TYPICAL_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
+TYPICAL_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "adadelta": 1.0}  # adadelta: Zeiler 2012, Kim 2014
 
 
 def allowed(facts: RunFacts, changes: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +87,10 @@ def weight_decay(facts: RunFacts) -> dict[str, Any]:
     if facts.regularization.l1 or facts.regularization.l2:
         return {}  # an explicit L1/L2 penalty is already doing this job
     current = facts.regularization.weight_decay
+    if facts.optimizer_name == "adadelta":
+        # Its per-weight step scaling undoes a coupled L2 penalty, as Adam's does (Loshchilov & Hutter 2019), and it
+        # has no decoupled form; Kim 2014 regularises it with dropout, max-norm and the best dev epoch instead.
+        return {}
     if facts.optimizer_name == "sgd":
         return {"optimizer.weight_decay": SGD_WEIGHT_DECAY} if current < SGD_WEIGHT_DECAY else {}
     changes: dict[str, Any] = {}

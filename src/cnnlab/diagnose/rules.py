@@ -36,13 +36,14 @@ RULES: tuple[Rule, ...] = (
 # Detection logs no accuracy: its bias/variance rules (rules_detection) read losses and val mAP instead, and
 # trained_too_long reads its monitor (val mAP@0.5). Rules that count images per class or propose classifiers
 # from the zoo stay with classification.
+# Sentence classification (text) logs loss and accuracy per class too; the zoo's image classifiers and the
+# images-per-class rule do not fit it.
 CLASSIFICATION_ONLY = frozenset({"classification"})
+LABEL_TASKS = frozenset({"classification", "text"})
 RULE_TASKS: dict[Rule, frozenset[str]] = {
-    **{
-        rule: CLASSIFICATION_ONLY
-        for rule in (underfitting, high_variance, complex_architecture, limited_data, class_imbalance)
-    },
-    trained_too_long: frozenset({"classification", "detection"}),
+    **{rule: LABEL_TASKS for rule in (underfitting, high_variance, class_imbalance)},
+    **{rule: CLASSIFICATION_ONLY for rule in (complex_architecture, limited_data)},
+    trained_too_long: frozenset({"classification", "detection", "text"}),
 }
 
 

@@ -23,6 +23,9 @@ from cnnlab.tasks.text.tokenize import Tokenizer
 from cnnlab.tasks.text.vocab import Vocabulary
 
 
+CHAR_FRAME = 1014
+
+
 @dataclass
 class TextSet:
     """One split: int64 ids (N, L), int64 labels (N,), and each sentence's text and origin (`file:line`)."""
@@ -233,7 +236,8 @@ def _with_test_file(corpus: TextCorpus, test_data: str | None, options: Any) -> 
 def _encoder(train_tokens: list[list[str]], tokenizer: Tokenizer, options: Any) -> TextEncoder:
     vocabulary = Vocabulary.build(train_tokens, min_freq=options.min_freq, max_size=options.max_vocab)
     longest = max((len(tokens) for tokens in train_tokens), default=1)
-    length = options.max_length or longest
+    # Characters: Zhang et al. 2015's fixed frame of 1,014, which their six convolutions and three pools need.
+    length = options.max_length or (CHAR_FRAME if tokenizer.rules == "chars" else longest)
     return TextEncoder(tokenizer, vocabulary, max(int(length), 1))
 
 

@@ -155,7 +155,7 @@ class TextTask(Task):
         embeddings = _embeddings(model)
         if not embeddings:
             raise ConfigError(f"model: the text task trains a net that starts with an embedding (kim_cnn), got {spec}")
-        self._load_vectors(embeddings, spec)
+        self._load_vectors(embeddings, getattr(model, "variant", None))
         self.trim = bool(getattr(model, "length_invariant", False))
         return model
 
@@ -174,14 +174,15 @@ class TextTask(Task):
         import inspect
 
         if "input_length" in inspect.signature(get_entry(name).builder).parameters:  # char_cnn: a fixed length
+            if self.options.tokenizer != "chars":
+                raise ConfigError(f"model: {name} reads characters; add --tokenizer chars")
             options.setdefault("input_length", int(meta["input_shape"][0]))
         return create(name, num_classes=classes, vocab_size=vocab_size, **options)
 
-    def _load_vectors(self, embeddings: list[nn.Module], spec: dict[str, Any]) -> None:
+    def _load_vectors(self, embeddings: list[nn.Module], variant: str | None) -> None:
         """At training time: copy the word vectors into every table that starts from them, and refuse a variant
         that needs vectors without any (or vectors a net would ignore). A run rebuilt for inference skips this."""
         needs = [e for e in embeddings if e.mode in ("static", "multichannel") or getattr(e, "pretrained", False)]
-        variant = spec.get("options", {}).get("variant")
         if self.config is None:
             return
         if self._vectors is None:
