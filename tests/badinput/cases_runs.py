@@ -177,7 +177,8 @@ RUN_JSON_CASES = [
     run_case(
         "runs/run.json input_shape too short: filters",
         ["filters", "{run}"],
-        "field 'input_shape' must be a list of positive integers [channels, height, width] (or [length] for text), got [1, 28]",
+        "field 'input_shape' must be a list of positive integers [channels, height, width] (or [length] for text), "
+        "got [1, 28]",
         edit_meta(put("input_shape", [1, 28])),
     ),
     run_case(

@@ -22,7 +22,6 @@ from cnnlab.tasks.text.readers import TextCorpus, TextSplit, read_text_data
 from cnnlab.tasks.text.tokenize import Tokenizer
 from cnnlab.tasks.text.vocab import Vocabulary
 
-
 CHAR_FRAME = 1014
 
 
