@@ -121,7 +121,9 @@ OPTION_CASES = [
         "config field 'optimizer.nesterov' needs optimizer.momentum > 0",
     ),
     option(
-        "optimizer name", ["--optimizer.name", "sgdd"], field("optimizer.name", "one of sgd, adam, adamw", "'sgdd'")
+        "optimizer name",
+        ["--optimizer.name", "sgdd"],
+        field("optimizer.name", "one of sgd, adam, adamw, adadelta", "'sgdd'"),
     ),
     # the schedule
     option(

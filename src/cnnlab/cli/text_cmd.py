@@ -25,7 +25,8 @@ KIM_RECIPE: dict[str, Any] = {
 TRAIN_EPILOG = (
     "examples:\n"
     "  cnnlab text train --data rt-polarity/ --encoding latin-1 --variant rand --cv 10 --out runs/mr\n"
-    "  cnnlab text train --data trec/ --coarse-labels --variant non-static --vectors glove-6b-50d --out runs/trec\n"
+    "  cnnlab text train --data trec/ --coarse-labels --keep-case --encoding latin-1 --variant non-static "
+    "--vectors glove-6b-50d --out runs/trec\n"
     "  cnnlab text train --data reviews.csv --text-column review --label-column stars --out runs/reviews\n"
     "then:\n"
     '  cnnlab text predict runs/trec "How far is it from Denver to Aspen ?"\n'
