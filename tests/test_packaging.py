@@ -133,6 +133,24 @@ def test_onnx_export_without_the_extra_says_which_to_install(monkeypatch, tmp_pa
     assert len(err) == 1 and err[0].endswith("pip install 'cnnlab[export]'")
 
 
+@pytest.mark.parametrize(
+    "module, package", [("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")]
+)
+def test_serve_without_the_extra_says_which_to_install(monkeypatch, tmp_path, capsys, module, package):
+    monkeypatch.setitem(sys.modules, module, None)
+    assert main(["serve", str(tmp_path / "no-run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"cnnlab: error: cnnlab serve needs the {package} package; install it with: pip install 'cnnlab[serve]'"
+    ]
+
+
+def test_the_server_page_is_package_data():
+    page = resources.files("cnnlab.serve").joinpath("page.html").read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "serve/page.html" in _pyproject()["tool"]["setuptools"]["package-data"]["cnnlab"]
+
+
 def test_tensorboard_without_the_extra_says_which_to_install(monkeypatch, tmp_path):
     from cnnlab.train.callbacks.logging import TensorBoardLogger
 

@@ -35,6 +35,7 @@ COMMANDS = {
     "faces": ("faces_cmd", "face recognition: train an embedder, evaluate, enroll, identify and verify"),
     "text": ("text_cmd", "sentence classification (Kim's CNN): train, evaluate and predict"),
     "export": ("export_cmd", "export a run's model to ONNX or TorchScript"),
+    "serve": ("serve_cmd", "serve a run over HTTP (FastAPI): /predict, /metrics, a page at /"),
     "examples": ("examples_cmd", "list the example configs shipped with cnnlab (train one with --config NAME)"),
 }
 

@@ -401,3 +401,69 @@ def probe(path: str) -> tuple[int, tuple[int, int]]:
             f"{path}: cannot decode image ({_reason(error)}); the file is truncated, corrupt or not an image"
         ) from None
     return (1 if grey else 3), (height, width)
+
+
+# -- bytes in memory (an upload to the server) ---------------------------------------------------------------------
+_DECODER_SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+
+
+def image_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) of encoded image bytes from their header alone (the small parsers, else Pillow's header
+    reader): what a server checks against its pixel limit before a single pixel is decoded.
+
+    Raises:
+        DataError: empty bytes, or bytes no image header reader understands (one line naming `name`).
+    """
+    if not data:
+        raise DataError(f"{name}: the image is empty; expected an image")
+    header = header_size(data)
+    if header is not None and header[1] is not None:
+        return header[1]
+    try:
+        with _PILLOW_OPEN:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        with image:
+            return image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise DataError(
+            f"{name}: cannot decode image ({_reason(error)}); the upload is truncated, corrupt or not an image"
+        ) from None
+
+
+def decode_upload(data: bytes, name: str, max_pixels: int | None = None) -> torch.Tensor:
+    """Encoded image bytes -> uint8 (1 or 3, H, W) at their own size, by `decode_one`, the decoder of files.
+
+    The decoder is picked as for a file named by its real format (`name` may be any upload name, or none): a
+    PNG upload is decoded exactly as `cnnlab predict` decodes `x.png`. The pixel limit (`max_pixels`, default
+    `max_image_pixels()`) is checked on the header first, as `read_bytes` does for files.
+
+    Raises:
+        DataError: empty, not an image, truncated or corrupt, or over the pixel limit (naming `name`).
+    """
+    width, height = image_size(data, name)
+    limit = max_pixels or max_image_pixels()
+    if width * height > limit:
+        raise DataError(
+            f"{name}: image is {width}x{height} ({width * height:,} pixels), over the limit of {limit:,} pixels "
+            "that guards against decompression bombs"
+        )
+    kind = sniff_format(bytes(data[:32]))
+    path = name if is_image_file(name) or kind not in _DECODER_SUFFIX else f"{name}{_DECODER_SUFFIX[kind]}"
+    try:
+        return decode_one(torch.frombuffer(bytearray(data), dtype=torch.uint8), path)
+    except DataError as error:
+        message = str(error)
+        raise DataError(name + message[len(path) :] if message.startswith(path) else message) from None
+
+
+def decode_bytes(
+    data: bytes, name: str, channels: int, size: tuple[int, int], max_pixels: int | None = None
+) -> torch.Tensor:
+    """Encoded image bytes -> uint8 (channels, H, W) = `size`, decoded, resized and converted in the order and by
+    the functions `decode_files` applies to a file (antialiased resize first, then the channel conversion)."""
+    image = decode_upload(data, name, max_pixels)
+    return convert_channels(resize_images(image, tuple(size)), channels)

@@ -173,6 +173,27 @@ class Task:
         options = asdict(self.options) if is_dataclass(self.options) else {}
         return {"name": self.name, "options": options, "metrics": dict(self.metrics)}
 
+    # -- deployment ---------------------------------------------------------------------------------------
+    def inference_module(self, model: nn.Module, preprocess: nn.Module, meta: dict[str, Any]) -> nn.Module:
+        """Raw input -> the task's outputs (`export_outputs`, in order), in eval mode: one module that export
+        writes and the torch serve backend runs, so both backends answer alike. Default: preprocess, then model."""
+        return InferenceModule(preprocess, model).eval()
+
+    def export_inputs(self, meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """The inference module's inputs: [{"name", "dtype", "shape"}], "batch" marking the symbolic batch axis."""
+        return [{"name": "input", "dtype": "float32", "shape": ["batch", *meta.get("input_shape", [])]}]
+
+
+class InferenceModule(nn.Module):
+    """`model(preprocess(x))`: the raw batch in, the model's output out (the preprocessing travels with it)."""
+
+    def __init__(self, preprocess: nn.Module, model: nn.Module) -> None:
+        super().__init__()
+        self.preprocess, self.model = preprocess, model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.preprocess(x))
+
 
 class NormalizedImageTask(Task):
     """A task whose input is images normalised by the training split's per-channel mean/std: the one
@@ -194,6 +215,12 @@ class NormalizedImageTask(Task):
         from cnnlab.data.preprocess import Preprocess
 
         return Preprocess.from_meta(meta)
+
+    def export_inputs(self, meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """`images`: the decoded batch (uint8 N×C×H×W, or N×C×D×H×W volumes), normalised inside the module. A run
+        whose run.json records another `input_dtype` (float volumes read from DICOM/NIfTI) takes that dtype."""
+        dtype = str(meta.get("input_dtype", "uint8"))
+        return [{"name": "images", "dtype": dtype, "shape": ["batch", *meta["input_shape"]]}]
 
 
 @torch.inference_mode()

@@ -105,7 +105,7 @@ class DetectionTask(NormalizedImageTask):
         "recall": "max",
     }
     default_monitor = "val_map50"
-    export_outputs = ("predictions",)
+    export_outputs = ("boxes", "scores")
     # Rotations and shears move box corners off the object; erasing and mixing need box-aware versions.
     forbidden_augmentations = frozenset({"rotate", "shear", "erase", "mixup", "cutmix"})
     known_data_names = DIGITS
@@ -283,6 +283,11 @@ class DetectionTask(NormalizedImageTask):
         """Detections per image of a raw uint8 batch, in the pixels of that batch's images."""
         return detect(model, model(preprocess(images)), selection or self.selection())
 
+    def inference_module(self, model: nn.Module, preprocess: nn.Module, meta: dict[str, Any]) -> nn.Module:
+        """uint8 images -> (boxes (N, A, 4) xyxy input pixels, scores (N, A, C)): the decoded head before the
+        threshold and NMS (`select`), which stay outside the graph (data-dependent sizes)."""
+        return DetectionInference(preprocess, model).eval()
+
 
 def detector_of(model: nn.Module) -> YoloV1 | YoloGrid:
     """The YoloV1/YoloGrid inside a DDP or compiled wrapper (their loss and decoder read its settings)."""
@@ -318,11 +323,26 @@ def loss_for(model: nn.Module, options: DetectionOptions):
 
 def detect(model: nn.Module, out: torch.Tensor, selection: Selection) -> list[dict]:
     detector = detector_of(model)
-    if isinstance(detector, YoloV1):
-        boxes, scores = decode_yolo_v1(out, detector.image_size, detector.boxes)
-    else:
-        boxes, scores = decode_grid(out, detector.anchors, detector.image_size)
+    boxes, scores = decode(detector, out)
     return select(boxes, scores, detector.image_size, selection)
+
+
+def decode(detector: YoloV1 | YoloGrid, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's raw output -> (boxes xyxy pixels, class scores) per anchor slot, for either detector."""
+    if isinstance(detector, YoloV1):
+        return decode_yolo_v1(out, detector.image_size, detector.boxes)
+    return decode_grid(out, detector.anchors, detector.image_size)
+
+
+class DetectionInference(nn.Module):
+    """Preprocess, detector, decode: what `DetectionTask.predict` computes before `select`."""
+
+    def __init__(self, preprocess: nn.Module, model: nn.Module) -> None:
+        super().__init__()
+        self.preprocess, self.model = preprocess, model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return decode(detector_of(self.model), self.model(self.preprocess(images)))
 
 
 def box_counts(targets: list[dict], num_classes: int) -> list[int]:

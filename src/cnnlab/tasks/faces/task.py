@@ -22,7 +22,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.models import create
 from cnnlab.models.face import EMBEDDERS
 from cnnlab.tasks import register_task
-from cnnlab.tasks.base import NormalizedImageTask, StepContext, StepOutput
+from cnnlab.tasks.base import InferenceModule, NormalizedImageTask, StepContext, StepOutput
 
 LOSSES = ("arcface", "triplet")
 
@@ -215,6 +215,11 @@ class FacesTask(NormalizedImageTask):
         model.eval()
         parts = [model(preprocess(crops[i : i + batch])).float() for i in range(0, len(crops), batch)]
         return torch.cat(parts) if parts else torch.empty(0, getattr(model, "embedding_dim", 0))
+
+    def inference_module(self, model: nn.Module, preprocess: nn.Module, meta: dict[str, Any]) -> nn.Module:
+        """uint8 face crops -> `embedding` (N, D), L2-normalised by the model itself: what `embed` gives and the
+        gallery compares."""
+        return InferenceModule(preprocess, model).eval()
 
 
 def model_fingerprint(model: nn.Module) -> str:

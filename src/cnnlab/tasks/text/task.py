@@ -17,7 +17,7 @@ from torch import nn
 from cnnlab.data.augment import AugmentSpec
 from cnnlab.errors import ConfigError
 from cnnlab.tasks import register_task
-from cnnlab.tasks.base import StepContext, StepOutput, Task
+from cnnlab.tasks.base import InferenceModule, StepContext, StepOutput, Task
 from cnnlab.tasks.classification.metrics import classification_report, loss_and_accuracy
 from cnnlab.tasks.text.data import TextSplits, TokenBatches, load_text_data
 from cnnlab.tasks.text.encoder import TextEncoder
@@ -256,3 +256,24 @@ class TextTask(Task):
         probabilities = torch.softmax(model(encoder.encode(texts)).float(), dim=1)
         values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
         return indices.tolist(), values.tolist()
+
+    def inference_module(self, model: nn.Module, preprocess: nn.Module, meta: dict[str, Any]) -> nn.Module:
+        """int64 token ids (N, L), PAD = 0 (`TextEncoder.encode`) -> logits: the model alone (tokenizing text is no
+        tensor operation, so it stays outside; the encoder's forward passes ids through)."""
+        return InferenceModule(nn.Identity(), model).eval()
+
+    def export_inputs(self, meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """`tokens` (batch, length): the length axis is symbolic for a length-invariant model (kim_cnn takes any
+        sentence length), else the run's padded length (char_cnn's fully connected layers fix it)."""
+        length: int | str = "length" if self.length_invariant(meta) else int(meta["input_shape"][0])
+        return [{"name": "tokens", "dtype": "int64", "shape": ["batch", length]}]
+
+    def length_invariant(self, meta: dict[str, Any]) -> bool:
+        """Whether the run's model gives the same logits for any padded length (read off the model class)."""
+        if self.trim:  # set by build_model, which load_run has called
+            return True
+        try:
+            model = TextTask(self.options).build_model(meta["model"], meta)
+        except (ConfigError, KeyError, TypeError, ValueError):
+            return False
+        return bool(getattr(model, "length_invariant", False))
