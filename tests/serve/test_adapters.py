@@ -57,7 +57,7 @@ def test_classification_answers_equal_cnnlab_predict(fixture, request, tmp_path,
     answers = adapter.predict([adapter.prepare(path.read_bytes(), path.name) for path in files])
     assert len(answers) == len(expected) == 3
     for answer, cli in zip(answers, expected):
-        assert answer["task"] == "classification"
+        assert answer["task"] == "classification" and answer["hints"] == cli["hints"]
         assert [t["label"] for t in answer["top"]] == [t["label"] for t in cli["top"]]
         _close_lists([t["probability"] for t in answer["top"]], [t["probability"] for t in cli["top"]], 1e-6)
 
@@ -285,6 +285,7 @@ def test_a_jpeg_upload_is_decoded_as_a_jpeg_file(classification_run, tmp_path):
     item = load_adapter(classification_run).prepare(data, "no-extension")
     assert torch.equal(item.image, read_images([tmp_path / "x.jpg"], 1, (28, 28))[0])
     assert (item.width, item.height) == (50, 37)
+    assert item.hints[0].startswith("colour image? the file is in colour") and item.hints[1].startswith("blank image?")
 
 
 @pytest.mark.parametrize(

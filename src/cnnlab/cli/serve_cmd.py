@@ -136,11 +136,14 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     check_port(args.host, args.port)
+    threads = args.threads
+    if threads is None and args.workers > 1:  # N processes x all cores each would oversubscribe the CPU
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
     config = {
         "run": args.run,
         "backend": args.backend,
         "gallery": args.gallery,
-        "threads": args.threads,
+        "threads": threads,
         "checkpoint": args.checkpoint,
         "settings": settings.to_dict(),
     }

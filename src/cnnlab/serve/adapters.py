@@ -121,6 +121,7 @@ class ImageItem:
     width: int
     height: int
     box: list[float] | None = None  # faces: the face found in the upload, in its pixels
+    hints: tuple[str, ...] = ()  # classification: how the upload differs from the training images (`predict`'s)
 
 
 @dataclass(frozen=True)
@@ -229,11 +230,27 @@ class ClassificationAdapter(ImageAdapter):
                 f"{run.run_dir}: a run on {len(run.input_shape) - 1}-D volumes {list(run.input_shape)}; the server "
                 "takes 2-D images (as `cnnlab predict` does)"
             )
+        from cnnlab.evaluate.hints import TrainingProfile
+
         super().__init__(run, backend, top_k, max_pixels)
         self.label_mode = clinical.mode_of(run.meta)
+        self.training = TrainingProfile.of(run.input_shape, run.meta.get("normalization"))
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "label_mode": self.label_mode}
+
+    def prepare(self, data: bytes | str, name: str = "upload") -> ImageItem:
+        """As `decode_bytes`, keeping the colour of a colour upload to a grey model for the hints, exactly as
+        `predict_files` decodes (the model still gets the very bytes a grey decode gives)."""
+        from cnnlab.evaluate.hints import hints_for, measure
+
+        data, width, height = self._bytes(data, name)
+        native = decode_upload(data, name, self.max_pixels)
+        decode_channels = 3 if self.channels == 1 and native.shape[0] == 3 else self.channels
+        decoded = convert_channels(resize_images(native, self.size), decode_channels)
+        image = convert_channels(decoded, self.channels)
+        stats = measure(decoded[None], image[None], [(int(native.shape[0]), (height, width))])[0]
+        return ImageItem(image, width, height, hints=tuple(hints_for(stats, self.training)))
 
     def predict(self, items: list[ImageItem], top_k: int | None = None) -> list[dict[str, Any]]:
         from cnnlab.tasks.classification import clinical
@@ -245,8 +262,12 @@ class ClassificationAdapter(ImageAdapter):
         values, indices = probabilities.topk(self._k(top_k), dim=1)
         classes = self.run.classes
         return [
-            {"task": self.task, "top": [{"label": classes[i], "probability": p} for i, p in zip(row_i, row_p)]}
-            for row_i, row_p in zip(indices.tolist(), values.tolist())
+            {
+                "task": self.task,
+                "top": [{"label": classes[i], "probability": p} for i, p in zip(row_i, row_p)],
+                "hints": list(item.hints),
+            }
+            for item, row_i, row_p in zip(items, indices.tolist(), values.tolist())
         ]
 
 

@@ -254,7 +254,8 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
         yield
         batcher.stop()
 
-    app = FastAPI(title="cnnlab", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # No /docs: Swagger UI loads its scripts from a CDN, and the service must need nothing from outside.
+    app = FastAPI(title="cnnlab", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.adapter, app.state.settings, app.state.metrics, app.state.batcher = adapter, settings, metrics, batcher
     _add_error_handlers(app, metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
