@@ -1,6 +1,6 @@
 """Every bench script in turn (the quick set by default: `make bench`), then every ratio they printed.
 
-    python bench/run_all.py                      # quick versions, about 6-8 minutes on 2 cores
+    python bench/run_all.py                      # quick versions, about 7-9 minutes on 2 cores
     python bench/run_all.py --full               # the long versions (about 30-40 minutes)
     python bench/run_all.py --only overhead,peers
     python bench/run_all.py --cifar10 PATH       # also ResNet-20 on CIFAR-10 (time_to_accuracy)
@@ -20,7 +20,17 @@ import time
 
 from benchlib import BENCH_DIR, REPO, choose_threads, load_average
 
-SCRIPTS = ["overhead", "peers", "hardware", "time_to_accuracy", "datapath", "inference", "profile_fit", "text_steps"]
+SCRIPTS = [
+    "overhead",
+    "peers",
+    "hardware",
+    "time_to_accuracy",
+    "datapath",
+    "inference",
+    "profile_fit",
+    "text_steps",
+    "serve_load",
+]
 
 
 def summary_lines(output: str) -> list[str]:

@@ -86,6 +86,10 @@ class Round:
     def throughput(self) -> float:
         return self.requests / self.elapsed if self.elapsed else 0.0
 
+    @property
+    def server_ms_per_request(self) -> float:
+        return self.server_cpu * self.elapsed / self.requests * 1e3 if self.requests else float("nan")
+
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) * 1e3 if self.latencies else float("nan")
 
@@ -362,6 +366,7 @@ def row(result: Round) -> list[object]:
         result.wrong,
         result.mean_batch,
         result.server_cpu,
+        result.server_ms_per_request,
         result.client_cpu,
     ]
 
@@ -377,6 +382,7 @@ HEADER = [
     "wrong answers",
     "mean batch",
     "server CPU (cores)",
+    "server CPU ms / request",
     "client CPU (cores)",
 ]
 
@@ -402,6 +408,9 @@ def report_compare(rounds: list[Round], args, threads: int, load_before: float, 
         append_results(title, threads, table, notes, load_before)
     print(f"machine: {cpu_model()}, {cores()} cores; load generator on the same cores (client CPU column)")
     print(f"errors {errors}, wrong answers {wrong} (of {sum(r.requests for r in rounds)} requests)")
+    cost_on = median([r.server_ms_per_request for r in rounds if r.mode == "on"])
+    cost_off = median([r.server_ms_per_request for r in rounds if r.mode == "off"])
+    print(f"server CPU per request: on {cost_on:.2f} ms, off {cost_off:.2f} ms (off / on {cost_off / cost_on:.2f})")
     print(f"dynamic batching throughput ratio at {args.clients} clients (on / off): {on / off:.2f}")
     return 1 if errors or wrong else 0
 

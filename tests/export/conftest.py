@@ -29,7 +29,8 @@ def _blob_npz(path: Path, shape: tuple[int, ...], count: int = 120) -> Path:
     for split, n in (("train", count), ("val", 40), ("test", 40)):
         labels = rng.integers(0, 2, n)
         images = rng.integers(0, 60, (n, *shape)).astype(np.uint8)
-        images[(labels == 1), *(slice(2, 6),) * len(shape)] = 220
+        bright = (labels == 1, *[slice(2, 6)] * len(shape))
+        images[bright] = 220
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels[:, None]
     np.savez(path, **arrays, classes=np.array(["normal", "finding"]))
     return path

@@ -109,7 +109,7 @@ def train_medical(folder: Path, multilabel: bool = False) -> Path:
 
 
 def train_detection(folder: Path) -> Path:
-    """yolo_grid with a 3-layer backbone on 160 generated 64x64 digit scenes, one epoch; conf 0.01 so that the
+    """yolo_grid with a 3-layer backbone on 96 generated 64x64 digit scenes, one epoch; conf 0.01 so that the
     untrained-ish model still reports boxes to compare."""
     from cnnlab.data import DataSplits, ImageSet
     from cnnlab.data.synthetic import DIGIT_CLASSES, digit_scenes
@@ -120,7 +120,7 @@ def train_detection(folder: Path) -> Path:
         return ImageSet(images, targets, classes=DIGIT_CLASSES, source=f"digits/{name}")
 
     data = DataSplits(
-        split("train", 160, 0), split("val", 32, 1), split("test", 32, 2), list(DIGIT_CLASSES), "digits", "digit scenes"
+        split("train", 96, 0), split("val", 16, 1), split("test", 16, 2), list(DIGIT_CLASSES), "digits", "digit scenes"
     )
     config = _config(
         task="detection",
@@ -190,7 +190,7 @@ def _sentence(label: str, rng: random.Random) -> str:
 
 
 def train_text(folder: Path) -> Path:
-    """kim_cnn (16-d embeddings, 8 filters a width) on 240 generated sentences, two epochs."""
+    """kim_cnn (16-d embeddings, 8 filters a width) on 240 generated sentences, one epoch of 64-sentence batches."""
     from cnnlab.train import fit
 
     rng = random.Random(0)
@@ -203,7 +203,7 @@ def train_text(folder: Path) -> Path:
         model="kim_cnn",
         model_options={"embedding_dim": 16, "filters": 8},
         data=str(data),
-        epochs=2,
+        batch_size=64,
         out=str(folder / "text"),
     )
     return fit(config).run_dir

@@ -245,12 +245,16 @@ def _jpeg(size=(40, 40)) -> bytes:
 
 
 GOOD = png(torch.full((30, 30), 128, dtype=torch.uint8).numpy())
+NOISY = torch.randint(0, 256, (64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)).numpy()
+NOISY_JPEG = io.BytesIO()
+Image.fromarray(NOISY).save(NOISY_JPEG, format="JPEG")
 BAD_IMAGES = {
     "empty": (b"", "empty"),
     "not an image": (b"hello, this is text", "not a known image format"),
     "truncated png": (GOOD[: len(GOOD) // 2], "truncated"),
     "png header only": (GOOD[:40], "truncated"),
-    "truncated jpeg": (_jpeg()[:200], "truncated"),
+    "jpeg header only": (_jpeg()[:200], "truncated"),
+    "truncated jpeg": (NOISY_JPEG.getvalue()[: len(NOISY_JPEG.getvalue()) * 2 // 3], "truncated"),
     "text instead": ("a sentence", "takes an image, not text"),
 }
 
@@ -288,6 +292,43 @@ def test_a_jpeg_upload_is_decoded_as_a_jpeg_file(classification_run, tmp_path):
     assert item.hints[0].startswith("colour image? the file is in colour") and item.hints[1].startswith("blank image?")
 
 
+def _encoded(mode: str, image_format: str) -> bytes:
+    """A 23x31 gradient image in `mode`, encoded as `image_format`."""
+    ramp = torch.arange(23 * 31 * 3, dtype=torch.int64).reshape(23, 31, 3) % 251
+    image = Image.fromarray(ramp.to(torch.uint8).numpy(), "RGB")
+    if mode == "I;16":
+        image = Image.fromarray((ramp[..., 0] * 257).to(torch.int32).numpy().astype("uint16"))
+    elif mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+FORMATS = [("L", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("I;16", "PNG"), ("RGB", "JPEG"),
+           ("L", "JPEG"), ("P", "GIF"), ("RGB", "BMP"), ("RGB", "TIFF"), ("RGB", "WEBP"), ("L", "PPM")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mode", "image_format"), FORMATS)
+def test_every_format_decodes_as_the_same_file_does_for_predict(classification_run, tmp_path, mode, image_format):
+    from cnnlab.data.preprocess import read_images
+
+    data = _encoded(mode, image_format)
+    path = tmp_path / f"image.{image_format.lower()}"
+    path.write_bytes(data)
+    adapter = load_adapter(classification_run)
+    for name in ("upload", path.name):  # with or without the extension
+        item = adapter.prepare(data, name)
+        assert torch.equal(item.image, read_images([path], 1, (28, 28))[0]), name
+        assert (item.width, item.height) == (31, 23)
+
+
+def test_formats_without_a_header_parser_are_checked_by_pillow_before_decoding(classification_run):
+    adapter = load_adapter(classification_run, max_pixels=500)
+    with pytest.raises(InputTooLarge, match="31x23"):
+        adapter.prepare(_encoded("RGB", "TIFF"), "scan.tif")
+
+
 @pytest.mark.parametrize(
     ("data", "error", "message"),
     [("", DataError, "text is empty"), ("  \n\t ", DataError, "text is empty"), ("x" * 100_001, InputTooLarge,
@@ -297,7 +338,7 @@ def test_bad_text_is_a_one_line_data_error(text_run, data, error, message):
     adapter = load_adapter(text_run)
     with pytest.raises(error, match=message):
         adapter.prepare(data, "text")
-    assert adapter.predict([adapter.prepare("good match".encode())])[0]["task"] == "text"
+    assert adapter.predict([adapter.prepare(b"good match")])[0]["task"] == "text"
 
 
 def test_runs_that_cannot_be_served_are_one_line_errors(classification_run, faces_run, text_run, tmp_path):

@@ -151,6 +151,7 @@ def test_classification_upload_shows_cnnlab_predicts_answer(
         assert float(shown["topProbability"]) == pytest.approx(expected.probabilities[0], abs=1e-4)
         labels = page.locator("#result .bars .label").all_text_contents()
         assert labels == expected.labels
+        assert page.locator("#result .hints li").all_text_contents() == expected.hints  # colour for a grey model...
         assert page.is_hidden("#error")
         assert page.is_visible("#preview")
         print(f"screenshot: {screenshot(page, 'serve_page_classification.png', tmp_path)}")

@@ -89,7 +89,9 @@ def test_concurrent_answers_equal_cnnlab_predict(server, classification_run, tmp
         answers = list(pool.map(ask, paths))
     for answer, want in zip(answers, expected):
         assert [t["label"] for t in answer["top"]] == want.labels
-        np.testing.assert_allclose([t["probability"] for t in answer["top"]], want.probabilities, atol=1e-6)
+        np.testing.assert_allclose(
+            [t["probability"] for t in answer["top"]], want.probabilities, atol=1e-5
+        )  # batch size moves float32 sums by ~1e-6
     metrics = httpx.get(f"{server}/metrics").text
     assert 'cnnlab_requests_total{route="/predict",status="200"} 24.0' in metrics
 

@@ -100,6 +100,7 @@ def load(config: dict):
         gallery=config.get("gallery"),
         top_k=config["settings"]["top_k"],
         max_pixels=config["settings"]["max_pixels"],
+        max_text_chars=config["settings"]["max_text_chars"],
         threads=config.get("threads"),
         checkpoint=config.get("checkpoint", "best"),
     )

@@ -367,11 +367,17 @@ def _as_list(out: Any) -> list[np.ndarray]:
     return [out.numpy() if isinstance(out, torch.Tensor) else np.asarray(out)]
 
 
-def max_difference(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:
-    """The largest |actual - expected| over every output (inf when the outputs' count or shapes differ)."""
+def max_difference(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], scaled: bool = False) -> float:
+    """The largest |actual - expected| over every output (inf when the outputs' count or shapes differ).
+
+    `scaled`: each difference divided by max(1, |expected|): absolute for values up to 1 (logits, probabilities,
+    unit embeddings), relative beyond (box corners in pixels, where float32's own spacing at 256 is 3e-5)."""
     if len(actual) != len(expected) or any(a.shape != e.shape for a, e in zip(actual, expected)):
         return float("inf")
-    gaps = [np.abs(a.astype(np.float64) - e.astype(np.float64)).max(initial=0.0) for a, e in zip(actual, expected)]
+    gaps = []
+    for a, e in zip(actual, expected):
+        gap = np.abs(a.astype(np.float64) - e.astype(np.float64))
+        gaps.append((gap / np.maximum(1.0, np.abs(e.astype(np.float64))) if scaled else gap).max(initial=0.0))
     return float(max(gaps, default=0.0))
 
 
@@ -408,15 +414,21 @@ def export_run(
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         if format == "onnx":
-            how = export_onnx(graph.module, example, staging, opset, graph.signature())
+            try:
+                how = export_onnx(graph.module, example, staging, opset, graph.signature())
+            except CnnlabError as error:
+                raise CnnlabError(f"{run.run_dir}: {error}") from error
             actual = run_onnx(staging, *check)
         else:
             how = {"exporter": "torch.jit.trace"}
             export_torchscript(graph.module, example, staging)
             actual = _as_list(run_torchscript(staging, *check))
-        difference = max_difference(actual, expected)
-        if not difference <= tolerance:
-            raise CnnlabError(f"{path}: exported model differs from eager by {difference:.2e} (> {tolerance:.0e})")
+        difference, scaled = max_difference(actual, expected), max_difference(actual, expected, scaled=True)
+        if not scaled <= tolerance:
+            raise CnnlabError(
+                f"{path}: exported model differs from eager by {difference:.2e} ({scaled:.2e} relative to values "
+                f"over 1; > {tolerance:.0e})"
+            )
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
@@ -427,7 +439,12 @@ def export_run(
     if not dynamic_batch:
         outputs = [{"name": o["name"], "shape": [1, *o["shape"][1:]]} for o in outputs]
     metadata = export_metadata(run, graph, format, opset if format == "onnx" else None, how, outputs, difference)
-    metadata["parity"] = {"batch": check_batch, "tolerance": tolerance}
+    metadata["parity"] = {
+        "batch": check_batch,
+        "tolerance": tolerance,
+        "max_scaled_difference": scaled,
+        "rule": "|exported - eager| / max(1, |eager|) <= tolerance, every output element",
+    }
     metadata_path = _write_metadata(path, run, metadata)
     return ExportResult(path, format, difference, metadata_path, how["exporter"], graph.inputs, outputs, check_batch)
 

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cnnlab.data.decode import convert_channels, decode_bytes, decode_upload, image_size, max_image_pixels, resize_images
+
+from cnnlab.data.decode import (
+    convert_channels,
+    decode_bytes,
+    decode_upload,
+    image_size,
+    max_image_pixels,
+    resize_images,
+)
 from cnnlab.errors import ConfigError, DataError, RunError
 from cnnlab.runs import LoadedRun, load_run, read_run_meta
 
@@ -76,11 +84,14 @@ class OnnxBackend:
 
 
 def _cache_key(run: LoadedRun, checkpoint: str) -> str:
-    """Changes with the weights file (a retrained run) and with torch (another exporter)."""
+    """Changes with the weights file (a retrained run), with cnnlab (another inference module) and with torch
+    (another exporter)."""
+    from cnnlab import __version__
+
     weights = run.run_dir / f"{checkpoint}.pt"
     weights = weights if weights.is_file() else run.run_dir / "last.pt"
     stat = weights.stat()
-    text = f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}:{torch.__version__}"
+    text = f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}:{__version__}:{torch.__version__}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -345,6 +356,7 @@ class FacesAdapter(ImageAdapter):
         self.detector = self.crop.detector()
         self.gallery, self.gallery_path = None, None
         self.threshold = None if threshold is None else float(threshold)
+        self.rule = "given" if threshold is not None else (face_run.rule or "run")
         if gallery is not None:
             self._open_gallery(gallery)
 
@@ -377,7 +389,7 @@ class FacesAdapter(ImageAdapter):
                 "people": len(people),
                 "embeddings": sum(count for _, count in people),
                 "threshold": round(float(self.threshold), 4),
-                "rule": self.face_run.rule or "given",
+                "rule": self.rule,
             }
         return meta
 
@@ -474,7 +486,9 @@ class TextAdapter(Adapter):
         classes, answers = self.run.classes, []
         for row_i, row_p in zip(indices.tolist(), values.tolist()):
             top = [{"label": classes[i], "probability": round(float(p), 6)} for i, p in zip(row_i, row_p)]
-            answers.append({"task": self.task, "label": top[0]["label"], "probability": top[0]["probability"], "top": top})
+            answers.append(
+                {"task": self.task, "label": top[0]["label"], "probability": top[0]["probability"], "top": top}
+            )
         return answers
 
 
@@ -544,4 +558,3 @@ def load_adapter(
     if name == "text":
         return TextAdapter(run, engine, top_k, max_text_chars)
     raise ConfigError(f"{run_dir}: a {name} run, which the server has no adapter for")
-

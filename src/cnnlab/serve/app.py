@@ -19,18 +19,19 @@ from importlib import resources
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException
 
 from cnnlab.errors import CnnlabError, DataError
 from cnnlab.serve.batching import DynamicBatcher, Overloaded, RequestTimeout
+from cnnlab.serve.forms import FormError, TooManyParts, parse_multipart, parse_urlencoded
 from cnnlab.serve.metrics import ServeMetrics
 from cnnlab.serve.settings import ServeSettings
 
+MAX_TOP_K = 1000
+INLINE_BYTES = 64 * 1024  # inputs up to this decode on the event loop: faster than a hop to a worker thread
 ROUTES = ("/", "/health", "/metadata", "/metrics", "/predict", "/predict/batch")
 IMAGE_FIELDS = ("file", "image")
 BATCH_IMAGE_FIELDS = ("files", "file", "images")
@@ -56,12 +57,12 @@ def _too_large(what: str, limit: int) -> ApiError:
     return ApiError(413, "too_large", f"{what} is over the server's limit of {limit:,} bytes")
 
 
-def input_error(error: DataError) -> ApiError:
-    """A DataError from the adapter: over the pixel limit is 413, anything else about the input 400."""
+def input_error(error: DataError, kind: str = "image") -> ApiError:
+    """A DataError from the adapter: over the pixel (or character) limit is 413, anything else about the input 400."""
     from cnnlab.serve.adapters import InputTooLarge
 
     if isinstance(error, InputTooLarge):
-        return ApiError(413, "too_many_pixels", str(error))
+        return ApiError(413, "too_many_pixels" if kind == "image" else "too_large", str(error))
     return ApiError(400, "bad_input", str(error))
 
 
@@ -180,29 +181,33 @@ def _json_items(body: dict[str, Any], kind: str, batch: bool) -> list[tuple[byte
 
 async def _form_items(request: Request, kind: str, batch: bool, settings: ServeSettings):
     limit = settings.max_batch_items if batch else 1
+    body, media = await request.body(), _media_type(request)
     try:
-        form = await request.form(max_files=limit, max_fields=limit + 16, max_part_size=settings.max_upload_bytes)
-    except MultiPartException as error:
-        raise ApiError(400, "bad_form", f"the form cannot be read ({error.message})") from None
-    except StarletteHTTPException as error:  # Starlette turns a MultiPartException into a 400 with its message
-        raise ApiError(400, "bad_form", f"the form cannot be read ({error.detail})") from None
+        if media == "multipart/form-data":
+            parts = parse_multipart(body, request.headers["content-type"], limit + 16)
+        else:
+            parts = parse_urlencoded(body, limit + 16)
+    except TooManyParts:
+        raise ApiError(413, "too_many_items", f"over {limit} items; the server takes at most {limit}") from None
+    except FormError as error:
+        raise ApiError(400, "bad_form", f"the form cannot be read ({error})") from None
     if kind == "text":
-        values = form.getlist("texts" if batch else "text")
-        texts = [v for v in values if isinstance(v, str)]
+        name = "texts" if batch else "text"
+        texts = [part.data.decode("utf-8", errors="replace") for part in parts if part.name == name]
         if not texts:
-            raise ApiError(400, "wrong_field", f"expected form field {'texts' if batch else 'text'!r} with text")
-        return [(text, "text") for text in texts]
+            raise ApiError(400, "wrong_field", f"expected form field {name!r} with text")
+        return [(text, name) for text in texts]
     fields = BATCH_IMAGE_FIELDS if batch else IMAGE_FIELDS
-    uploads = [value for name in fields for value in form.getlist(name)]
+    uploads = [part for part in parts if part.name in fields]
     if not uploads:
-        got = ", ".join(repr(k) for k in list(form.keys())[:5]) or "none"
+        got = ", ".join(repr(part.name) for part in parts[:5]) or "none"
         raise ApiError(400, "wrong_field", f"expected {_expected(kind, batch)}; got form fields: {got}")
-    items = []
-    for upload in uploads:
-        if not isinstance(upload, UploadFile):
-            raise ApiError(400, "wrong_field", f"form field {fields[0]!r} must be a file upload, not a text value")
-        items.append((await upload.read(), upload.filename or "upload"))
-    return items
+    if not batch and len(uploads) > 1:
+        raise ApiError(400, "wrong_field", f"{len(uploads)} files in one /predict request; use /predict/batch")
+    text_field = next((part for part in uploads if not part.is_file), None)
+    if text_field is not None:
+        raise ApiError(400, "wrong_field", f"form field {text_field.name!r} must be a file upload, not a text value")
+    return [(part.data, part.filename or "upload") for part in uploads]
 
 
 async def read_items(request: Request, kind: str, batch: bool, settings: ServeSettings):
@@ -267,15 +272,17 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
         return HTMLResponse(page_html())
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health() -> JSONResponse:
         meta = adapter.metadata()
-        return {
-            "status": "ok",
-            "task": meta.get("task"),
-            "model": meta.get("model"),
-            "backend": meta.get("backend"),
-            "queued": batcher.depth,
-        }
+        return JSONResponse(
+            {
+                "status": "ok",
+                "task": meta.get("task"),
+                "model": meta.get("model"),
+                "backend": meta.get("backend"),
+                "queued": batcher.depth,
+            }
+        )
 
     @app.get("/metadata")
     async def metadata() -> dict[str, Any]:
@@ -287,19 +294,19 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
         return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.post("/predict")
-    async def predict(request: Request, top_k: int | None = Query(None, ge=1, le=1000)) -> dict[str, Any]:
-        deadline = time.perf_counter() + settings.timeout_s
+    async def predict(request: Request) -> JSONResponse:
+        deadline, top_k = time.perf_counter() + settings.timeout_s, _top_k(request)
         ((data, name),) = await read_items(request, kind, False, settings)
         item = await _prepare(adapter, data, name)
         answer = await _answer(batcher, [item], top_k, deadline)
         metrics.items.inc()
         if isinstance(answer[0], BaseException):
             raise answer[0]
-        return answer[0]
+        return JSONResponse(answer[0])  # directly: no response model to validate the answer against
 
     @app.post("/predict/batch")
-    async def predict_batch(request: Request, top_k: int | None = Query(None, ge=1, le=1000)) -> dict[str, Any]:
-        deadline = time.perf_counter() + settings.timeout_s
+    async def predict_batch(request: Request) -> JSONResponse:
+        deadline, top_k = time.perf_counter() + settings.timeout_s, _top_k(request)
         results: list[Any] = []
         good: list[tuple[int, Any]] = []
         for index, (data, name) in enumerate(await read_items(request, kind, True, settings)):
@@ -313,9 +320,20 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
         for (index, _), answer in zip(good, answers):
             results[index] = _item_error(answer).body() if isinstance(answer, BaseException) else answer
         metrics.items.inc(len(good))
-        return {"results": results}
+        return JSONResponse({"results": results})
 
     return app
+
+
+def _top_k(request: Request) -> int | None:
+    """The `top_k` query parameter (read by hand: FastAPI's parameter machinery costs more than the model for a
+    small net)."""
+    text = request.query_params.get("top_k")
+    if text is None:
+        return None
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_TOP_K:
+        raise ApiError(422, "invalid_parameter", f"top_k: must be a whole number in [1, {MAX_TOP_K}], got {text!r}")
+    return int(text)
 
 
 def _batch_observer(metrics: ServeMetrics):
@@ -326,9 +344,11 @@ async def _prepare(adapter, data: bytes | str, name: str) -> Any:
     if isinstance(data, bytes) and not data:
         raise ApiError(400, "empty", f"{name}: the upload is empty; expected an image")
     try:
+        if len(data) <= INLINE_BYTES:
+            return adapter.prepare(data, name)
         return await anyio.to_thread.run_sync(adapter.prepare, data, name)
     except DataError as error:
-        raise input_error(error) from None
+        raise input_error(error, adapter.input_kind) from None
 
 
 async def _answer(batcher: DynamicBatcher, items: list[Any], top_k: int | None, deadline: float) -> list[Any]:
