@@ -1,7 +1,7 @@
 """Load test: the real `cnnlab serve` on loopback under concurrent clients, dynamic batching on vs off.
 
     python bench/serve_load.py               # 64 clients, servers on, off, off, on (30 s of load each)
-    python bench/serve_load.py --quick       # the same with 8 s each (make bench)
+    python bench/serve_load.py --quick       # the same with 8 s each (make bench, about 80 s)
     python bench/serve_load.py --soak 180    # one server (batching on) under load for 3 minutes: RSS start vs end
     python bench/serve_load.py --run RUN     # an existing image-classification run instead of a fresh LeNet-5
 
@@ -364,7 +364,7 @@ def row(result: Round) -> list[object]:
         result.percentile(99),
         result.errors,
         result.wrong,
-        result.mean_batch,
+        f"{result.mean_batch:.1f}",
         result.server_cpu,
         result.server_ms_per_request,
         result.client_cpu,
@@ -391,6 +391,8 @@ def report_compare(rounds: list[Round], args, threads: int, load_before: float, 
     table = markdown_table(HEADER, [row(r) for r in rounds])
     on = median([r.throughput for r in rounds if r.mode == "on"])
     off = median([r.throughput for r in rounds if r.mode == "off"])
+    cost_on = median([r.server_ms_per_request for r in rounds if r.mode == "on"])
+    cost_off = median([r.server_ms_per_request for r in rounds if r.mode == "off"])
     errors, wrong = sum(r.errors for r in rounds), sum(r.wrong for r in rounds)
     largest = max(r.max_difference for r in rounds)
     print(table)
@@ -399,6 +401,8 @@ def report_compare(rounds: list[Round], args, threads: int, load_before: float, 
         f"--max-wait-ms {args.max_wait_ms:g}, off = --max-batch 1; {args.clients} concurrent client threads "
         f"(http.client, keep-alive) POST 28x28 MNIST PNGs to /predict for {args.seconds:g} s (or {args.requests} "
         f"requests) per round after {args.warmup:g} s of warm-up; rounds {' '.join(r.mode for r in rounds)}.",
+        f"Throughput on / off (medians): {on:,.0f} / {off:,.0f} req/s = {on / off:.2f}x; server CPU per request "
+        f"{cost_on:.2f} ms on, {cost_off:.2f} ms off; {errors} errors, {wrong} wrong answers.",
         "The load generator shares the machine's cores with the server (its CPU is the last column).",
         f"Answers checked against predict_files (`cnnlab predict`): labels equal, probabilities within "
         f"{TOLERANCE:g} (largest difference {largest:.2e}).",
@@ -408,8 +412,6 @@ def report_compare(rounds: list[Round], args, threads: int, load_before: float, 
         append_results(title, threads, table, notes, load_before)
     print(f"machine: {cpu_model()}, {cores()} cores; load generator on the same cores (client CPU column)")
     print(f"errors {errors}, wrong answers {wrong} (of {sum(r.requests for r in rounds)} requests)")
-    cost_on = median([r.server_ms_per_request for r in rounds if r.mode == "on"])
-    cost_off = median([r.server_ms_per_request for r in rounds if r.mode == "off"])
     print(f"server CPU per request: on {cost_on:.2f} ms, off {cost_off:.2f} ms (off / on {cost_off / cost_on:.2f})")
     print(f"dynamic batching throughput ratio at {args.clients} clients (on / off): {on / off:.2f}")
     return 1 if errors or wrong else 0
@@ -442,12 +444,15 @@ def report_soak(result: Round, samples: list[int], args, threads: int, load_befo
         f"{model}, batching on (--max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g}), {args.clients} "
         "clients; VmRSS of the server process after the warm-up (start), every 10 s, and at the end.",
         "RSS samples (MB): " + " ".join(f"{s / 1024:.0f}" for s in samples),
+        f"Growth {growth:+.1f} MB ({growth * 1024 / samples[0]:+.1%}) start to end, "
+        f"{(samples[-1] - half) / 1024:+.1f} MB over the second half; {result.errors} errors, {result.wrong} wrong.",
     ]
     if not args.no_record:
         append_results(f"Serve soak: {args.soak:g} s under load", threads, table, notes, load_before)
     print(f"machine: {cpu_model()}, {cores()} cores; load generator on the same cores")
     print(
-        f"soak {result.elapsed:.0f} s: RSS {samples[0] / 1024:.1f} MB -> {samples[-1] / 1024:.1f} MB ({growth:+.1f} MB)"
+        f"soak {result.elapsed:.0f} s: RSS {samples[0] / 1024:.1f} MB -> {samples[-1] / 1024:.1f} MB "
+        f"({growth:+.1f} MB, {growth * 1024 / samples[0]:+.1%}; second half {(samples[-1] - half) / 1024:+.1f} MB)"
     )
     print(f"soak errors {result.errors}, wrong answers {result.wrong} of {result.requests} requests")
     return 1 if result.errors or result.wrong else 0
@@ -464,14 +469,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="load per round (default 30, --quick 8)")
     parser.add_argument("--requests", type=int, default=200_000, help="at most this many requests per round")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measured round")
-    parser.add_argument("--repeats", type=int, default=0, help="rounds per mode (default 2; --quick 1)")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds per mode, alternated: on off off on ...")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--images", type=int, default=256, help="distinct MNIST digits sent")
     parser.add_argument("--soak", type=float, metavar="SECONDS", help="soak mode: one server under load this long")
     args = parser.parse_args()
     args.seconds = args.seconds or (8.0 if args.quick else 30.0)
-    args.repeats = args.repeats or (1 if args.quick else 2)
+    if args.clients < 1 or args.seconds <= 0 or args.requests < 1 or args.repeats < 1 or args.images < 1:
+        parser.error("--clients, --seconds, --requests, --repeats and --images must be positive")
     load_before = load_average()
     threads = choose_threads(args.threads)
     print(f"machine: {cpu_model()}, {cores()} cores, load average {load_before:.2f}; server threads {threads}")
@@ -488,4 +494,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from cnnlab.errors import CnnlabError
+
+    try:
+        main()
+    except CnnlabError as error:  # a bad --run and the like: one line, as the CLI gives it
+        sys.exit(f"serve_load: error: {error}")

@@ -265,3 +265,13 @@ def test_text_runs_take_json_text_and_refuse_images():
         check_error(client.post("/predict", json={"image": "abc"}), 400, "wrong_field")
         check_error(client.post("/predict", json={"text": 3}), 400, "wrong_field")
         check_error(client.post("/predict", files={"file": ("x.png", png(), "image/png")}), 400, "wrong_field")
+
+
+def test_a_lone_request_does_not_wait_for_a_batch_to_fill():
+    adapter = StandIn()
+    with TestClient(create_app(adapter, ServeSettings(max_batch=32, max_wait_ms=1000))) as client:
+        start = time.perf_counter()
+        for _ in range(3):
+            assert client.post("/predict", files={"file": ("x.png", png(), "image/png")}).status_code == 200
+        assert time.perf_counter() - start < 1.5  # three waits of max_wait_ms would take 3 s
+    assert adapter.batches == [1, 1, 1]

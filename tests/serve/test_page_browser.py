@@ -264,3 +264,14 @@ def test_faces_with_a_gallery_lists_the_best_matches(browser, faces_run, faces_g
         assert shown["identity"] == (expected["identity"] or "")
         assert page.locator("#result ol li").count() == len(expected["matches"])
         log.assert_clean()
+
+
+def test_faces_without_a_gallery_says_so(browser, faces_run, sample_image_bytes, tmp_path):
+    image = tmp_path / "face.png"
+    image.write_bytes(sample_image_bytes(faces_run))
+    with serving(faces_run) as url, opened(browser, url) as (page, log):
+        assert "no gallery" in page.text_content("#meta")
+        page.set_input_files("#file", str(image))
+        assert result_of(page)["identity"] == ""
+        assert "--gallery" in page.text_content("#result")
+        log.assert_clean()

@@ -296,8 +296,9 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         deadline, top_k = time.perf_counter() + settings.timeout_s, _top_k(request)
-        ((data, name),) = await read_items(request, kind, False, settings)
-        item = await _prepare(adapter, data, name)
+        with batcher.arriving():
+            ((data, name),) = await read_items(request, kind, False, settings)
+            item = await _prepare(adapter, data, name)
         answer = await _answer(batcher, [item], top_k, deadline)
         metrics.items.inc()
         if isinstance(answer[0], BaseException):
@@ -309,13 +310,14 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
         deadline, top_k = time.perf_counter() + settings.timeout_s, _top_k(request)
         results: list[Any] = []
         good: list[tuple[int, Any]] = []
-        for index, (data, name) in enumerate(await read_items(request, kind, True, settings)):
-            try:
-                good.append((index, await _prepare(adapter, data, name)))
-                results.append(None)
-            except ApiError as error:
-                results.append(error.body())
-                metrics.error("/predict/batch", error.code)
+        with batcher.arriving():
+            for index, (data, name) in enumerate(await read_items(request, kind, True, settings)):
+                try:
+                    good.append((index, await _prepare(adapter, data, name)))
+                    results.append(None)
+                except ApiError as error:
+                    results.append(error.body())
+                    metrics.error("/predict/batch", error.code)
         answers = await _answer(batcher, [item for _, item in good], top_k, deadline) if good else []
         for (index, _), answer in zip(good, answers):
             results[index] = _item_error(answer).body() if isinstance(answer, BaseException) else answer

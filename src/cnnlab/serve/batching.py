@@ -6,6 +6,11 @@ round of Python), so under concurrent load batching raises throughput; `max_batc
 (the baseline bench/serve_load.py compares against). The model runs on one thread only, so the adapter needs no
 locking and torch keeps its intra-op threads for the batch. Requests that waited past their deadline are dropped
 before the model sees them, and a full queue is refused (503) instead of growing without bound.
+
+A batch waits only while more requests are on their way: the app marks each request `arriving` while its body is
+read and decoded, and the first job of a batch runs at once when the queue is empty and nothing is arriving. So a
+lone client pays no `max_wait_ms` (measured before this rule: p50 8.7 ms against 2.2 ms without batching, one
+client on LeNet-5), and concurrent clients still fill batches.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +66,7 @@ class DynamicBatcher:
         self.on_batch = on_batch
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._arriving = 0  # requests being read and decoded; changed on the event loop, read by the worker
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -76,6 +83,15 @@ class DynamicBatcher:
     @property
     def depth(self) -> int:
         return self._queue.qsize()
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a request whose items will be submitted soon: batches forming now wait for it."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     # -- the event loop's side ----------------------------------------------------------------------------------
     async def submit(self, item: Any, top_k: int | None, timeout: float) -> Any:
@@ -113,6 +129,8 @@ class DynamicBatcher:
         batch = [first]
         closes = time.perf_counter() + self.max_wait
         while len(batch) < self.max_batch:
+            if self._arriving <= 0 and self._queue.empty():
+                break  # nobody else is on the way: waiting would only add latency
             remaining = closes - time.perf_counter()
             try:
                 job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
