@@ -97,13 +97,13 @@ def sentences(path: Path, count: int = 300) -> Path:
 def contenders(tmp: Path) -> list[tuple[str, str, dict]]:
     """(task label, model, TrainConfig fields) for every measured model."""
     cifar = write_cifar_like_npz(tmp / "cifar_like.npz", train=256, test=64)
+    faces = example_options("faces_olivetti")
     return [
         ("classification", "lenet5_modern", {"data": str(MNIST), "train_samples": 512}),
         ("classification", "resnet20", {"data": str(cifar)}),
         ("medical 3-D", "cnn3d_small", {"data": str(volumes_npz(tmp / "volumes.npz"))}),
         ("detection", "yolo_grid", {"task": "detection", "data": "digits", **example_options("detect_digits")}),
-        ("faces", "face_embedder", {"task": "faces", "data": str(people_folder(tmp / "people")),
-                                    **example_options("faces_olivetti")}),  # fmt: skip
+        ("faces", "face_embedder", {"task": "faces", "data": str(people_folder(tmp / "people")), **faces}),
         ("text", "kim_cnn", {"task": "text", "data": str(sentences(tmp / "sentences.txt"))}),
     ]
 

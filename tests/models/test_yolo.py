@@ -77,3 +77,11 @@ def test_bad_anchors_and_backbones_are_one_line_errors():
         build_backbone({"conv": 3}, 1, 64)
     with pytest.raises(ConfigError, match="unknown model"):
         build_backbone("resnet19", 3, 64)
+
+
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+def test_prior_biases_are_finite_even_on_a_grid_of_one_or_two_cells(image_size):
+    model = create("yolo_grid", num_classes=3, image_size=image_size)
+    assert torch.isfinite(model.predict.bias).all()
+    objectness = model.predict.bias.view(len(model.anchors), model.outputs)[:, 4]
+    assert (objectness <= 0).all()  # never more than even odds of an object per cell

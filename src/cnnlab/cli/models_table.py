@@ -1,6 +1,6 @@
 """`cnnlab models`' rows, written by `python -m cnnlab.cli.models_cmd` (do not edit by hand)."""
 
-SOURCE_HASH = "9612d58d959ead96"
+SOURCE_HASH = "62b4ff7d0920249f"
 
 MODELS = [
     {

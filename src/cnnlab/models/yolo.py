@@ -245,7 +245,10 @@ class YoloGrid(nn.Module):
         side = max(1, round(self.image_size / self.stride))
         with torch.no_grad():
             bias = self.predict.bias.view(len(self.anchors), self.outputs)
-            bias[:, 4] = torch.log(torch.tensor(8.0 / side**2 / (1 - 8.0 / side**2 + 1e-6))).clamp(max=0.0)
+            # ~8 objects per image spread over the cells; at most even odds (a grid of 2x2 or less would otherwise
+            # take the log of a negative number: NaN biases).
+            objects = min(8.0 / side**2, 0.5)
+            bias[:, 4] = torch.log(torch.tensor(objects / (1 - objects + 1e-6))).clamp(max=0.0)
             prior = 0.6 / max(self.num_classes - 0.99, 1.0)
             bias[:, 5:] = torch.log(torch.tensor(prior / (1 - prior)))
 
