@@ -124,3 +124,18 @@ def test_metadata_over_the_socket(server):
     assert meta["task"] == "classification" and meta["model"] == "lenet5"
     assert meta["input"]["kind"] == "image" and meta["batching"]["max_batch"] == 16
     assert httpx.get(server).text.lstrip().lower().startswith("<!doctype html>")
+
+
+def test_two_worker_processes_serve_the_same_answers(classification_run, tmp_path):
+    process, url = start_server(classification_run, "--workers", "2")
+    try:
+        paths = digit_pngs(tmp_path, 6)
+        expected = predict_files(load_run(classification_run), [str(p) for p in paths], top_k=2)
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(
+                pool.map(lambda p: httpx.post(f"{url}/predict?top_k=2", files={"file": p.read_bytes()}), paths)
+            )
+        assert [[t["label"] for t in a.json()["top"]] for a in answers] == [e.labels for e in expected]
+    finally:
+        out, err = stop(process)
+    assert "2 workers" in out and "Traceback" not in err, err

@@ -82,3 +82,16 @@ def test_killed_two_process_run_resumes_on_two_or_one(one_process, tmp_path):
 
     fit(resume_config(copy), resume=copy)
     assert_same_training(one_process, copy)
+
+
+def test_a_worker_error_under_nproc_is_one_line_said_once(tmp_path):
+    """Both ranks meet the bad data; the launcher prints the error once, with none of torchrun's traceback,
+    failure report or log lines."""
+    bad = tmp_path / "faces.zip"
+    bad.write_bytes(b"PK not a folder")
+    command = [sys.executable, "-m", "cnnlab", "faces", "train", "--data", str(bad), "--nproc", "2"]
+    command += ["--out", str(tmp_path / "run"), "--epochs", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"cnnlab: error: {bad}: faces are read from a folder with one sub-folder of images per person"]

@@ -200,6 +200,11 @@ def _silence_broken_pipe() -> None:
 def _error(message: str, debug: bool) -> None:
     if debug:
         traceback.print_exc()
+    if "CNNLAB_ERROR_DIR" in os.environ and "RANK" in os.environ:  # a worker of `--nproc`: the launcher says it once
+        from cnnlab.train.distributed import report_worker_error
+
+        if report_worker_error(message):
+            return
     print(f"cnnlab: error: {message}", file=sys.stderr)
 
 

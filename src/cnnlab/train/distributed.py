@@ -15,10 +15,14 @@ Batch norm statistics stay per rank (PyTorch's default; SyncBatchNorm needs CUDA
 
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -124,13 +128,83 @@ def default_threads(local_world_size: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(local_world_size, 1))
 
 
+ERROR_FOLDER = "CNNLAB_ERROR_DIR"  # set by `launch`: workers write their one-line error there, not to stderr
+
+
 def launch(nproc: int, argv: list[str]) -> int:
-    """Run `cnnlab <argv>` on `nproc` local processes through torchrun; returns its exit code."""
+    """Run `cnnlab <argv>` on `nproc` local processes through torchrun; returns its exit code.
+
+    torchrun runs in this process, so a failed worker ends as the worker's own one-line error, said once: each
+    worker's `cnnlab: error:` line goes to a file (every rank usually fails alike) and is printed here, without
+    torchrun's traceback, its failure report or its log lines about stopping the other workers.
+    """
     if nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    command += ["-m", "cnnlab", *argv]
-    env = dict(os.environ)
-    # torchrun would set 1 and print a banner about it; the cores, shared evenly, are what each process gets.
-    env.setdefault("OMP_NUM_THREADS", str(default_threads(nproc)))
-    return subprocess.call(command, env=env)
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "cnnlab", *argv])
+    with tempfile.TemporaryDirectory(prefix="cnnlab-ranks-") as folder, _environment(nproc, folder), _quiet_elastic():
+        try:
+            torchrun(args)
+        except ChildFailedError as failure:
+            messages = worker_errors(Path(folder))
+            if not messages:  # a worker died without a cnnlab error (it printed its own traceback, or was killed)
+                first = failure.get_first_failure()[1]
+                return first.exitcode if isinstance(first.exitcode, int) and first.exitcode > 0 else 1
+            for message in messages:
+                print(f"cnnlab: error: {message}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def worker_errors(folder: Path) -> list[str]:
+    """The distinct error lines the ranks wrote, in rank order."""
+    lines = []
+    for path in sorted(folder.glob("rank-*.txt"), key=lambda p: int(p.stem.split("-")[1])):
+        line = path.read_text(encoding="utf-8").strip()
+        if line and line not in lines:
+            lines.append(line)
+    return lines
+
+
+def report_worker_error(message: str) -> bool:
+    """In a worker `launch` started: keep `message` for the launcher to print once; False elsewhere."""
+    folder, rank = os.environ.get(ERROR_FOLDER), os.environ.get("RANK")
+    if not folder or rank is None or not Path(folder).is_dir():
+        return False
+    target = Path(folder) / f"rank-{int(rank)}.txt"
+    staging = target.with_suffix(".tmp")
+    staging.write_text(message, encoding="utf-8")
+    os.replace(staging, target)
+    return True
+
+
+@contextmanager
+def _environment(nproc: int, folder: str) -> Iterator[None]:
+    """What the workers inherit: the error folder, and the cores shared evenly (torchrun would set 1 thread and
+    print a banner about it)."""
+    saved = {key: os.environ.get(key) for key in ("OMP_NUM_THREADS", ERROR_FOLDER)}
+    os.environ.setdefault("OMP_NUM_THREADS", str(default_threads(nproc)))
+    os.environ[ERROR_FOLDER] = folder
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def _quiet_elastic() -> Iterator[None]:
+    """torchrun's agent logs every worker it stops on a failure; the worker's own error is the news."""
+    logger = logging.getLogger("torch.distributed.elastic")
+    saved = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
