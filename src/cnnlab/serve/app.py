@@ -32,6 +32,7 @@ from cnnlab.serve.settings import ServeSettings
 
 MAX_TOP_K = 1000
 INLINE_BYTES = 64 * 1024  # inputs up to this decode on the event loop: faster than a hop to a worker thread
+INLINE_TASKS = ("classification", "text")  # not faces (a face detector runs in prepare) nor detection (big images)
 ROUTES = ("/", "/health", "/metadata", "/metrics", "/predict", "/predict/batch")
 IMAGE_FIELDS = ("file", "image")
 BATCH_IMAGE_FIELDS = ("files", "file", "images")
@@ -346,7 +347,7 @@ async def _prepare(adapter, data: bytes | str, name: str) -> Any:
     if isinstance(data, bytes) and not data:
         raise ApiError(400, "empty", f"{name}: the upload is empty; expected an image")
     try:
-        if len(data) <= INLINE_BYTES:
+        if len(data) <= INLINE_BYTES and adapter.task in INLINE_TASKS:
             return adapter.prepare(data, name)
         return await anyio.to_thread.run_sync(adapter.prepare, data, name)
     except DataError as error:
