@@ -93,3 +93,25 @@ def _assert_same(expected: list[dict], actual: list[dict]) -> None:
 
 def _labels(entry: dict) -> str:
     return entry.get("label", "")
+
+
+def test_detection_thresholds_per_request(detection_run, classification_run, sample_image_bytes):
+    adapter, client = served(detection_run)
+    image = sample_image_bytes(detection_run, 0)
+    item = adapter.prepare(image, "x.png")
+    with client:
+        counts = {}
+        for conf in ("0", "0.5", "1"):
+            answer = client.post(f"/predict?conf={conf}&iou=0.3", files={"file": ("x.png", image, "image/png")})
+            assert answer.status_code == 200
+            want = adapter.predict([item], conf=float(conf), iou=0.3)[0]
+            assert [d["box"] for d in answer.json()["detections"]] == [d["box"] for d in want["detections"]]
+            counts[conf] = len(want["detections"])
+        for bad in ("2", "-0.1", "nan", "high"):
+            response = client.post(f"/predict?conf={bad}", files={"file": ("x.png", image, "image/png")})
+            assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_parameter"
+    assert counts["0"] >= counts["0.5"] >= counts["1"] and counts["0"] > counts["1"]
+    _, other = served(classification_run)
+    with other:
+        response = other.post("/predict?conf=0.5", files={"file": ("x.png", image, "image/png")})
+    assert response.status_code == 422 and "applies to detection runs" in response.json()["error"]["message"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -312,15 +312,27 @@ class DetectionAdapter(ImageAdapter):
         image = convert_channels(resize_images(original, self.size), self.channels)
         return ImageItem(image, int(width), int(height))
 
-    def predict(self, items: list[ImageItem], top_k: int | None = None) -> list[dict[str, Any]]:
+    def predict(
+        self, items: list[ImageItem], top_k: int | None = None, conf: float | None = None, iou: float | None = None
+    ) -> list[dict[str, Any]]:
         from cnnlab.tasks.detection.postprocess import select
 
         if not items:
             return []
         boxes, scores = self.backend(torch.stack([item.image for item in items]))[:2]
         side = self.size[0]
-        found = select(boxes.float(), scores.float(), side, self.selection)
+        found = select(boxes.float(), scores.float(), side, self._selection(conf, iou))
         return [self._answer(item, result) for item, result in zip(items, found)]
+
+    def _selection(self, conf: float | None, iou: float | None):
+        """The run's thresholds, with a request's own score threshold or NMS overlap in their place."""
+        if conf is None and iou is None:
+            return self.selection
+        return replace(
+            self.selection,
+            conf_threshold=self.selection.conf_threshold if conf is None else conf,
+            nms_iou=self.selection.nms_iou if iou is None else iou,
+        )
 
     def _answer(self, item: ImageItem, found: dict[str, torch.Tensor]) -> dict[str, Any]:
         side = self.size[0]

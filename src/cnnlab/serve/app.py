@@ -31,6 +31,7 @@ from cnnlab.serve.metrics import ServeMetrics
 from cnnlab.serve.settings import ServeSettings
 
 MAX_TOP_K = 1000
+DETECTION_OPTIONS = ("conf", "iou")
 INLINE_BYTES = 64 * 1024  # inputs up to this decode on the event loop: faster than a hop to a worker thread
 INLINE_TASKS = ("classification", "text")  # not faces (a face detector runs in prepare) nor detection (big images)
 ROUTES = ("/", "/health", "/metadata", "/metrics", "/predict", "/predict/batch")
@@ -296,11 +297,11 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
-        deadline, top_k = time.perf_counter() + settings.timeout_s, _top_k(request)
+        deadline, options = time.perf_counter() + settings.timeout_s, _options(request, adapter.task)
         with batcher.arriving():
             ((data, name),) = await read_items(request, kind, False, settings)
             item = await _prepare(adapter, data, name)
-        answer = await _answer(batcher, [item], top_k, deadline)
+        answer = await _answer(batcher, [item], options, deadline)
         metrics.items.inc()
         if isinstance(answer[0], BaseException):
             raise answer[0]
@@ -308,7 +309,7 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.post("/predict/batch")
     async def predict_batch(request: Request) -> JSONResponse:
-        deadline, top_k = time.perf_counter() + settings.timeout_s, _top_k(request)
+        deadline, options = time.perf_counter() + settings.timeout_s, _options(request, adapter.task)
         results: list[Any] = []
         good: list[tuple[int, Any]] = []
         with batcher.arriving():
@@ -319,13 +320,33 @@ def create_app(adapter, settings: ServeSettings | None = None) -> FastAPI:
                 except ApiError as error:
                     results.append(error.body())
                     metrics.error("/predict/batch", error.code)
-        answers = await _answer(batcher, [item for _, item in good], top_k, deadline) if good else []
+        answers = await _answer(batcher, [item for _, item in good], options, deadline) if good else []
         for (index, _), answer in zip(good, answers):
             results[index] = _item_error(answer).body() if isinstance(answer, BaseException) else answer
         metrics.items.inc(len(good))
         return JSONResponse({"results": results})
 
     return app
+
+
+def _options(request: Request, task: str) -> dict[str, Any]:
+    """The answer options a request asks for in its query: `top_k`, and for detection runs `conf` and `iou` (the
+    score threshold and the NMS overlap, in place of the run's own)."""
+    options: dict[str, Any] = {"top_k": _top_k(request)}
+    for name in DETECTION_OPTIONS:
+        text = request.query_params.get(name)
+        if text is None:
+            continue
+        if task != "detection":
+            raise ApiError(422, "invalid_parameter", f"{name}: applies to detection runs; this is a {task} run")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value <= 1:  # NaN fails too
+            raise ApiError(422, "invalid_parameter", f"{name}: must be a number in [0, 1], got {text!r}")
+        options[name] = value
+    return options
 
 
 def _top_k(request: Request) -> int | None:
@@ -354,12 +375,12 @@ async def _prepare(adapter, data: bytes | str, name: str) -> Any:
         raise input_error(error, adapter.input_kind) from None
 
 
-async def _answer(batcher: DynamicBatcher, items: list[Any], top_k: int | None, deadline: float) -> list[Any]:
+async def _answer(batcher: DynamicBatcher, items: list[Any], options: dict[str, Any], deadline: float) -> list[Any]:
     remaining = deadline - time.perf_counter()
     if remaining <= 0:
         raise ApiError(504, "timeout", "the request timed out while its input was read and decoded")
     try:
-        return await batcher.submit_many(items, top_k, remaining)
+        return await batcher.submit_many(items, options, remaining)
     except Overloaded as error:
         raise ApiError(503, "overloaded", str(error)) from None
     except RequestTimeout as error:

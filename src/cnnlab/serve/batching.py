@@ -38,7 +38,7 @@ class RequestTimeout(CnnlabError):
 @dataclass
 class _Job:
     item: Any
-    top_k: int | None
+    options: tuple  # the request's answer options as sorted (name, value) pairs: jobs batch with equal ones
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     deadline: float
@@ -49,11 +49,11 @@ _STOP = object()
 
 
 class DynamicBatcher:
-    """Collects jobs from the event loop, runs `predict(items, top_k)` on batches in one thread."""
+    """Collects jobs from the event loop, runs `predict(items, **options)` on batches in one thread."""
 
     def __init__(
         self,
-        predict: Callable[[list[Any], int | None], list[Any]],
+        predict: Callable[..., list[Any]],
         max_batch: int = 32,
         max_wait_ms: float = 5.0,
         max_queue: int = 2048,
@@ -94,21 +94,22 @@ class DynamicBatcher:
             self._arriving -= 1
 
     # -- the event loop's side ----------------------------------------------------------------------------------
-    async def submit(self, item: Any, top_k: int | None, timeout: float) -> Any:
+    async def submit(self, item: Any, options: dict[str, Any], timeout: float) -> Any:
         """The answer for one item; Overloaded when the queue is full, RequestTimeout past `timeout` seconds."""
-        answer = (await self.submit_many([item], top_k, timeout))[0]
+        answer = (await self.submit_many([item], options, timeout))[0]
         if isinstance(answer, BaseException):
             raise answer
         return answer
 
-    async def submit_many(self, items: list[Any], top_k: int | None, timeout: float) -> list[Any]:
+    async def submit_many(self, items: list[Any], options: dict[str, Any], timeout: float) -> list[Any]:
         """Answers for several items (a /predict/batch request); an item's own failure is its exception object."""
         if self._queue.qsize() + len(items) > self.max_queue:
             raise Overloaded(f"the server is busy ({self._queue.qsize()} items queued); retry shortly")
         self.start()
         loop = asyncio.get_running_loop()
         deadline = time.perf_counter() + timeout
-        jobs = [_Job(item, top_k, loop.create_future(), loop, deadline) for item in items]
+        key = tuple(sorted((name, value) for name, value in options.items() if value is not None))
+        jobs = [_Job(item, key, loop.create_future(), loop, deadline) for item in items]
         for job in jobs:
             self._queue.put(job)
         try:
@@ -146,14 +147,14 @@ class DynamicBatcher:
         while (batch := self._next_batch()) is not None:
             now = time.perf_counter()
             live = [job for job in batch if not job.future.cancelled() and job.deadline > now]
-            for top_k in dict.fromkeys(job.top_k for job in live):  # one model call per top_k asked, in order
-                self._run([job for job in live if job.top_k == top_k], top_k)
+            for key in dict.fromkeys(job.options for job in live):  # one model call per options asked, in order
+                self._run([job for job in live if job.options == key], dict(key))
 
-    def _run(self, jobs: list[_Job], top_k: int | None) -> None:
+    def _run(self, jobs: list[_Job], options: dict[str, Any]) -> None:
         if self.on_batch is not None:
             self.on_batch(len(jobs))
         try:
-            answers = self.predict([job.item for job in jobs], top_k)
+            answers = self.predict([job.item for job in jobs], **options)
         except Exception as error:  # noqa: BLE001 - a failed batch fails its requests, never the server
             for job in jobs:
                 _settle(job, error=error)
