@@ -17,6 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tests.tasks.classification.test_medical_training import _blobs
+from tests.tasks.faces.conftest import write_people
+
 MNIST = Path(__file__).resolve().parents[2] / "data" / "mnist"
 SMALL_DETECTOR = {
     "backbone": {
@@ -82,16 +85,6 @@ def train_classification(folder: Path) -> Path:
     return fit(_config(model="lenet5", data=str(data), optimizer=optimizer, out=str(folder / "lenet5"))).run_dir
 
 
-def _blobs(rng, labels: np.ndarray, shape=(16, 16)) -> np.ndarray:
-    """Noise images; each positive label k lights up its own square (tests/tasks/classification's recipe)."""
-    labels = labels.reshape(len(labels), -1)
-    images = rng.integers(0, 60, (len(labels), *shape)).astype(np.uint8)
-    for k in range(labels.shape[1]):
-        r, c = divmod(k, 2)
-        images[labels[:, k] > 0, 2 + 6 * r : 6 + 6 * r, 2 + 6 * c : 6 + 6 * c] = 220
-    return images
-
-
 def train_medical(folder: Path, multilabel: bool = False) -> Path:
     """A binary (normal/finding) or 3-label run of LeNet-5 on 16x16 blob images, one epoch."""
     from cnnlab.train import fit
@@ -134,27 +127,13 @@ def train_detection(folder: Path) -> Path:
     return fit(config, data=data).run_dir
 
 
-def write_people(folder: Path, people: int = 8, images: int = 4, size: int = 40) -> Path:
-    """Generated "people": each a fixed random pattern, each image a noisy shifted copy (RGB PNGs)."""
-    generator = torch.Generator().manual_seed(0)
-    for person in range(people):
-        base = torch.rand(3, size // 4, size // 4, generator=generator)
-        base = torch.nn.functional.interpolate(base[None], size=(size, size), mode="nearest")[0]
-        person_dir = folder / f"person{person:02d}"
-        person_dir.mkdir(parents=True, exist_ok=True)
-        for index in range(images):
-            noisy = (base + 0.08 * torch.randn(base.shape, generator=generator)).clamp(0, 1)
-            shifted = torch.roll(noisy, shifts=(index % 3 - 1, index % 2), dims=(1, 2))
-            Image.fromarray((shifted * 255).byte().permute(1, 2, 0).numpy()).save(person_dir / f"img{index}.png")
-    return folder
-
-
 def train_faces(folder: Path) -> Path:
     """A face embedder (2 conv layers, 16-d) on 8 generated people of 32x32 crops, two epochs (crops: no
     detection)."""
     from cnnlab.train import fit
 
-    people = write_people(folder / "people")
+    people = folder / "people"
+    write_people(people, images=4, size=40)
     config = _config(
         task="faces",
         model="face_embedder",
